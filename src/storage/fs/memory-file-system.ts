@@ -1,0 +1,264 @@
+/**
+ * An in-memory file system with power cuts. Every file keeps two images: the
+ * current one (what this process reads) and the durable one (what a disk
+ * would still hold after losing power), plus the operations in between.
+ * crash() throws the current images away and every open handle with them;
+ * with a Prng it keeps a random prefix of each file's unsynced operations,
+ * the last one possibly cut short: a torn write. Names behave the same way:
+ * creates, renames and unlinks survive a crash only after syncDirectory().
+ *
+ * Fast and deterministic, for property tests and for the Raft simulator.
+ */
+import { posix } from "node:path";
+import type { Prng } from "../../lib/prng.js";
+import { FileNotFoundError, StaleFileHandleError, type FileHandle, type FileSystem, type OpenOptions } from "./file-system.js";
+import { PendingWrites, type PendingOperation } from "./pending-writes.js";
+
+/** A growable byte image of one file. */
+class ByteImage {
+  private bytes: Uint8Array;
+  size: number;
+
+  constructor(bytes: Uint8Array = new Uint8Array(0), size = bytes.length) {
+    this.bytes = bytes;
+    this.size = size;
+  }
+
+  clone(): ByteImage {
+    return new ByteImage(this.bytes.slice(0, this.size), this.size);
+  }
+
+  apply(operation: PendingOperation): void {
+    if (operation.kind === "truncate") {
+      this.ensure(operation.size);
+      // Zero what a truncation drops so a later extension reads zeros, as on a real file.
+      if (operation.size < this.size) this.bytes.fill(0, operation.size, this.size);
+      this.size = operation.size;
+      return;
+    }
+    const end = operation.position + operation.data.length;
+    this.ensure(end);
+    this.bytes.set(operation.data, operation.position);
+    if (end > this.size) this.size = end;
+  }
+
+  read(buffer: Uint8Array, position: number, length: number): number {
+    const count = Math.max(0, Math.min(length, this.size - position));
+    if (count > 0) buffer.set(this.bytes.subarray(position, position + count), 0);
+    return count;
+  }
+
+  view(): Uint8Array {
+    return this.bytes.subarray(0, this.size);
+  }
+
+  private ensure(size: number): void {
+    if (size <= this.bytes.length) return;
+    const grown = new Uint8Array(Math.max(size, this.bytes.length * 2, 4096));
+    grown.set(this.bytes.subarray(0, this.size));
+    this.bytes = grown;
+  }
+}
+
+class Inode {
+  current = new ByteImage();
+  durable = new ByteImage();
+  readonly pending = new PendingWrites();
+
+  write(data: Uint8Array, position: number): void {
+    this.pending.write(data, position);
+    const list = this.pending.list();
+    this.current.apply(list[list.length - 1]);
+  }
+
+  truncate(size: number): void {
+    this.pending.truncate(size);
+    this.current.apply({ kind: "truncate", size });
+  }
+
+  /** Makes the oldest `count` pending operations durable. */
+  sync(count: number): void {
+    for (const operation of this.pending.take(count)) this.durable.apply(operation);
+  }
+
+  /** What survives a power cut: the durable image, plus a random prefix of the rest when a Prng is given. */
+  crash(prng: Prng | undefined): void {
+    const operations = this.pending.take();
+    const image = this.durable.clone();
+    if (prng && operations.length > 0) {
+      const kept = prng.int(operations.length + 1);
+      for (let i = 0; i < kept; i++) image.apply(operations[i]);
+      const torn = operations[kept];
+      if (torn && torn.kind === "write" && torn.data.length > 1 && prng.chance(0.5)) {
+        image.apply({ kind: "write", position: torn.position, data: torn.data.subarray(0, prng.int(torn.data.length)) });
+      }
+    }
+    this.durable = image;
+    this.current = image.clone();
+  }
+}
+
+export type MemoryFileSystemLatency = "microtask" | "macrotask";
+
+export interface MemoryFileSystemOptions {
+  /**
+   * When asynchronous operations complete: on the next microtask (fastest), or
+   * on a later macrotask (setImmediate), so that tests can crash the file
+   * system while writes and syncs are in flight.
+   */
+  readonly latency?: MemoryFileSystemLatency;
+}
+
+class MemoryFileHandle implements FileHandle {
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly inode: Inode,
+    private readonly fileSystem: MemoryFileSystem,
+    private readonly generation: number,
+  ) {}
+
+  async write(data: Uint8Array, position: number): Promise<void> {
+    this.check();
+    await this.fileSystem.settle();
+    this.check();
+    this.inode.write(data, position);
+  }
+
+  readSync(buffer: Uint8Array, position: number, length = buffer.length): number {
+    this.check();
+    return this.inode.current.read(buffer, position, length);
+  }
+
+  async sync(): Promise<void> {
+    this.check();
+    // What is durable is what was written before the call, as with fdatasync.
+    const covered = this.inode.pending.length;
+    await this.fileSystem.settle();
+    this.check();
+    if (covered > 0) this.inode.sync(covered);
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.check();
+    await this.fileSystem.settle();
+    this.check();
+    this.inode.truncate(size);
+  }
+
+  size(): number {
+    this.check();
+    return this.inode.current.size;
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+
+  private check(): void {
+    if (this.closed) throw new StaleFileHandleError(this.path, "closed");
+    if (this.generation !== this.fileSystem.generation) throw new StaleFileHandleError(this.path, "the file system crashed");
+  }
+}
+
+export class MemoryFileSystem implements FileSystem {
+  /** Bumped by crash(): handles of an older generation are dead. */
+  generation = 0;
+  private names = new Map<string, Inode>();
+  private durableNames = new Map<string, Inode>();
+  private readonly directories = new Set<string>(["/"]);
+  private readonly latency: MemoryFileSystemLatency;
+
+  constructor(options: MemoryFileSystemOptions = {}) {
+    this.latency = options.latency ?? "microtask";
+  }
+
+  settle(): Promise<void> {
+    return this.latency === "microtask" ? Promise.resolve() : new Promise((resolve) => setImmediate(resolve));
+  }
+
+  async open(path: string, options: OpenOptions): Promise<FileHandle> {
+    const name = posix.resolve(path);
+    await this.settle();
+    let inode = this.names.get(name);
+    if (!inode) {
+      if (!options.create || !this.directories.has(posix.dirname(name))) throw new FileNotFoundError(name);
+      inode = new Inode();
+      this.names.set(name, inode);
+    }
+    return new MemoryFileHandle(name, inode, this, this.generation);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const source = posix.resolve(from);
+    await this.settle();
+    const inode = this.names.get(source);
+    if (!inode) throw new FileNotFoundError(source);
+    this.names.delete(source);
+    this.names.set(posix.resolve(to), inode);
+  }
+
+  async unlink(path: string): Promise<void> {
+    const name = posix.resolve(path);
+    await this.settle();
+    if (!this.names.delete(name)) throw new FileNotFoundError(name);
+  }
+
+  async readdir(directory: string): Promise<string[]> {
+    const name = posix.resolve(directory);
+    await this.settle();
+    if (!this.directories.has(name)) throw new FileNotFoundError(name);
+    return [...this.names.keys()].filter((path) => posix.dirname(path) === name).map((path) => posix.basename(path));
+  }
+
+  async mkdir(directory: string): Promise<void> {
+    // Directories are durable at once: the WAL creates its directory once, before anything else.
+    for (let name = posix.resolve(directory); !this.directories.has(name); name = posix.dirname(name)) this.directories.add(name);
+  }
+
+  async syncDirectory(directory: string): Promise<void> {
+    const name = posix.resolve(directory);
+    await this.settle();
+    for (const path of [...this.durableNames.keys()]) {
+      if (posix.dirname(path) === name && this.names.get(path) !== this.durableNames.get(path)) this.durableNames.delete(path);
+    }
+    for (const [path, inode] of this.names) if (posix.dirname(path) === name) this.durableNames.set(path, inode);
+  }
+
+  /**
+   * A power cut: everything not yet durable is lost (with a Prng: a random
+   * prefix of each file's unsynced operations survives, the last possibly
+   * torn), and every open handle becomes unusable.
+   */
+  crash(prng?: Prng): void {
+    this.generation++;
+    const survivors = new Set(this.durableNames.values());
+    for (const inode of survivors) inode.crash(prng);
+    this.names = new Map(this.durableNames);
+  }
+
+  /** The bytes a process would read now (test helper). */
+  readFile(path: string): Uint8Array {
+    const inode = this.names.get(posix.resolve(path));
+    if (!inode) throw new FileNotFoundError(path);
+    return inode.current.view().slice();
+  }
+
+  /** Replaces a file's content, durably (test helper for planting damage). */
+  writeFile(path: string, bytes: Uint8Array): void {
+    const name = posix.resolve(path);
+    const inode = this.names.get(name) ?? new Inode();
+    inode.current = new ByteImage(bytes.slice());
+    inode.durable = new ByteImage(bytes.slice());
+    inode.pending.take();
+    this.names.set(name, inode);
+    this.durableNames.set(name, inode);
+  }
+
+  /** Paths of all files, sorted (test helper). */
+  listFiles(): string[] {
+    return [...this.names.keys()].sort();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * A test-only layer over the real file system that keeps every write not yet
+ * covered by a completed fdatasync in this process's memory and hands it to
+ * the real file only inside sync(). Killing the process with SIGKILL then
+ * loses exactly what a power cut would: a plain SIGKILL keeps the kernel's page
+ * cache, so it cannot catch a missing fdatasync, and this layer can.
+ *
+ * Reads see the in-memory overlay, so the process itself observes its own
+ * writes as usual. Namespace operations (create, rename, unlink) go straight
+ * to the real file system: this layer models lost data, not lost names, and
+ * the in-memory file system covers lost names (see memory-file-system.ts).
+ */
+import { PendingWrites, overlay, sizeAfter, type PendingOperation } from "./pending-writes.js";
+import type { FileHandle, FileSystem, OpenOptions } from "./file-system.js";
+
+class PowerCutFileHandle implements FileHandle {
+  private readonly pending = new PendingWrites();
+  /** Operations a running sync() has taken but may not have written yet: still visible to reads. */
+  private syncing: PendingOperation[] = [];
+
+  constructor(private readonly inner: FileHandle) {}
+
+  get path(): string {
+    return this.inner.path;
+  }
+
+  write(data: Uint8Array, position: number): Promise<void> {
+    this.inner.size(); // throws on a closed handle, as the real one would
+    this.pending.write(data, position);
+    return Promise.resolve();
+  }
+
+  readSync(buffer: Uint8Array, position: number, length = buffer.length): number {
+    const size = this.size();
+    const count = Math.max(0, Math.min(length, size - position));
+    if (count === 0) return 0;
+    const read = this.inner.readSync(buffer, position, count);
+    buffer.fill(0, read, count);
+    // Re-applying the operations a sync has half written is harmless: each overwrites what it wrote.
+    overlay(this.syncing, buffer, position, count);
+    this.pending.overlay(buffer, position, count);
+    return count;
+  }
+
+  async sync(): Promise<void> {
+    const operations = this.pending.take();
+    this.syncing = this.syncing.concat(operations);
+    for (const operation of operations) {
+      if (operation.kind === "write") await this.inner.write(operation.data, operation.position);
+      else await this.inner.truncate(operation.size);
+    }
+    await this.inner.sync();
+    this.syncing = this.syncing.slice(operations.length);
+  }
+
+  truncate(size: number): Promise<void> {
+    this.inner.size();
+    this.pending.truncate(size);
+    return Promise.resolve();
+  }
+
+  size(): number {
+    return this.pending.sizeAfter(sizeAfter(this.syncing, this.inner.size()));
+  }
+
+  close(): Promise<void> {
+    // Closing never syncs: unsynced data stays lost if the process dies now.
+    return this.inner.close();
+  }
+
+  /** Bytes written but not yet synced (for tests). */
+  unsyncedOperations(): number {
+    return this.pending.length;
+  }
+}
+
+export class PowerCutFileSystem implements FileSystem {
+  constructor(private readonly inner: FileSystem) {}
+
+  async open(path: string, options: OpenOptions): Promise<FileHandle> {
+    return new PowerCutFileHandle(await this.inner.open(path, options));
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return this.inner.rename(from, to);
+  }
+
+  unlink(path: string): Promise<void> {
+    return this.inner.unlink(path);
+  }
+
+  readdir(directory: string): Promise<string[]> {
+    return this.inner.readdir(directory);
+  }
+
+  mkdir(directory: string): Promise<void> {
+    return this.inner.mkdir(directory);
+  }
+
+  syncDirectory(directory: string): Promise<void> {
+    return this.inner.syncDirectory(directory);
+  }
+}
