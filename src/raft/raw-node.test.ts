@@ -1,0 +1,96 @@
+import { describe, expect, it } from "vitest";
+import { nodeId } from "../lib/ids.js";
+import { TestCluster } from "./test-cluster.js";
+import { ConfChangeTransition, ConfChangeType, RejectReason, Role } from "./types.js";
+
+const text = (value: string) => new TextEncoder().encode(value);
+
+describe("RawNode in a perfect network", () => {
+  it("elects the node that campaigns and commits its proposals on every member", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    expect(cluster.leader()).toBe(nodeId(1));
+    const result = cluster.member(1).node.propose(text("a"));
+    expect(result.ok).toBe(true);
+    cluster.stabilize();
+    for (const id of [1, 2, 3]) expect(cluster.appliedData(id)).toEqual(["a"]);
+  });
+
+  it("elects a leader by election timeout alone", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.tickAll(40);
+    const leader = cluster.leader();
+    expect(leader).toBeDefined();
+    for (const id of [1, 2, 3]) expect(cluster.member(id).node.status().leader).toBe(leader);
+  });
+
+  it("refuses proposals at a follower with the leader's id, and with no-leader before any election", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    expect(cluster.member(2).node.propose(text("x"))).toEqual({ ok: false, reason: RejectReason.NoLeader, leader: 0n });
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    expect(cluster.member(2).node.propose(text("x"))).toEqual({ ok: false, reason: RejectReason.NotLeader, leader: 1n });
+  });
+
+  it("serves a ReadIndex read at a follower at the leader's commit index", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    cluster.member(1).node.propose(text("a"));
+    cluster.stabilize();
+    expect(cluster.member(3).node.readIndex(text("r1")).ok).toBe(true);
+    cluster.stabilize();
+    const reads = cluster.member(3).reads;
+    expect(reads).toHaveLength(1);
+    expect(reads[0].index).toBe(cluster.member(1).node.status().commit);
+  });
+
+  it("a leader cut off from its quorum steps down after an election timeout (CheckQuorum)", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    cluster.isolate(1);
+    cluster.tickAll(25);
+    expect(cluster.member(1).node.status().role).not.toBe(Role.Leader);
+  });
+
+  it("transfers leadership to a caught-up follower", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    cluster.member(1).node.transferLeadership(nodeId(3));
+    cluster.stabilize();
+    expect(cluster.leader()).toBe(nodeId(3));
+  });
+
+  it("adds a learner, promotes it, and removes the leader through joint consensus", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    cluster.add(4);
+    const none = new Uint8Array(0);
+    expect(cluster.member(1).node.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearner, nodeId: nodeId(4) }], context: none }).ok).toBe(true);
+    cluster.stabilize();
+    cluster.tickAll(3);
+    expect(cluster.member(4).confState.learners).toEqual([4n]);
+    const change = cluster.member(1).node.proposeConfChange({
+      transition: ConfChangeTransition.Auto,
+      changes: [{ type: ConfChangeType.AddNode, nodeId: nodeId(4) }, { type: ConfChangeType.RemoveNode, nodeId: nodeId(1) }],
+      context: none,
+    });
+    expect(change.ok).toBe(true);
+    cluster.stabilize();
+    cluster.tickAll(60);
+    const leader = cluster.leader();
+    expect(leader).toBeDefined();
+    expect(leader).not.toBe(nodeId(1));
+    const config = cluster.member(Number(leader)).node.status().config;
+    expect(config.voters).toEqual([2n, 3n, 4n]);
+    expect(config.votersOutgoing).toEqual([]);
+    const proposal = cluster.member(Number(leader)).node.propose(text("after"));
+    expect(proposal.ok).toBe(true);
+    cluster.stabilize();
+    for (const id of [2, 3, 4]) expect(cluster.appliedData(id)).toContain("after");
+  });
+});
