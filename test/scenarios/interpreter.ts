@@ -71,6 +71,7 @@ interface NodeOptions {
   readonly heartbeatTicks: number;
   readonly messageBytesMax: number | undefined;
   readonly inflightMessagesMax: number | undefined;
+  readonly entryBytesMax: number | undefined;
 }
 
 interface NodeHarness {
@@ -163,6 +164,7 @@ export class ScenarioHarness {
       heartbeatTicks: args.integer("heartbeat", DEFAULT_HEARTBEAT_TICKS),
       messageBytesMax: args.optionalInteger("max-msg-bytes"),
       inflightMessagesMax: args.optionalInteger("max-inflight"),
+      entryBytesMax: args.optionalInteger("max-entry-bytes"),
     };
     const firstId = this.nodes.size + 1;
     for (let offset = 0; offset < count; offset++) {
@@ -235,6 +237,7 @@ export class ScenarioHarness {
       readOnly: options.readOnly,
       messageBytesMax: options.messageBytesMax,
       inflightMessagesMax: options.inflightMessagesMax,
+      entryBytesMax: options.entryBytesMax,
       random: createPrng(Number(harness.id)),
     });
   }
