@@ -1,0 +1,117 @@
+/**
+ * The simulator's command line:
+ *   npm run sim -- --seed N [--nodes 3|5|7] [--steps N] [--fault name]   replay one seed with its trace
+ *   npm run sim -- --seeds K [--first-seed S] [--nodes ..] [--steps N]   run K seeds from S
+ * Exits 1 on any violation (printing the failing seeds), 2 on bad usage.
+ */
+import { parseArgs } from "node:util";
+import type { RaftFaults } from "../raft/types.js";
+import { runSimulation } from "./cluster.js";
+import { formatCounters, formatFailure, PLANTED_FAULTS, runSeeds, type PlantedFault } from "./runner.js";
+import { CLUSTER_SIZES, type ClusterSize } from "./swarm.js";
+
+export const DEFAULT_STEPS = 4000;
+const TRACE_EVENTS = 300;
+const SEEDS_MAX = 10_000_000;
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export interface CliOptions {
+  readonly seed?: number;
+  readonly seeds?: number;
+  readonly firstSeed: number;
+  readonly nodeCount?: ClusterSize;
+  readonly steps: number;
+  readonly faults: RaftFaults;
+  readonly traceEvents: number;
+}
+
+function integer(text: string | undefined, name: string, low: number, high: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < low || value > high) throw new UsageError(`--${name} must be an integer in [${low}, ${high}], got ${JSON.stringify(text)}`);
+  return value;
+}
+
+export function parseCli(argv: readonly string[]): CliOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        seed: { type: "string" },
+        seeds: { type: "string" },
+        "first-seed": { type: "string" },
+        nodes: { type: "string" },
+        steps: { type: "string" },
+        fault: { type: "string", multiple: true },
+        trace: { type: "string" },
+      },
+      strict: true,
+    });
+  } catch (cause) {
+    throw new UsageError(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+  const values = parsed.values;
+  const seed = integer(values.seed, "seed", 0, Number.MAX_SAFE_INTEGER);
+  const seeds = integer(values.seeds, "seeds", 1, SEEDS_MAX);
+  if ((seed === undefined) === (seeds === undefined)) throw new UsageError("give exactly one of --seed N or --seeds K");
+  const nodes = integer(values.nodes, "nodes", 3, 7);
+  if (nodes !== undefined && !CLUSTER_SIZES.includes(nodes as ClusterSize)) throw new UsageError(`--nodes must be one of ${CLUSTER_SIZES.join(", ")}`);
+  const faults: Record<string, boolean> = {};
+  for (const name of values.fault ?? []) {
+    if (!(PLANTED_FAULTS as readonly string[]).includes(name)) throw new UsageError(`unknown --fault ${name}; known: ${PLANTED_FAULTS.join(", ")}`);
+    faults[name as PlantedFault] = true;
+  }
+  return {
+    seed,
+    seeds,
+    firstSeed: integer(values["first-seed"], "first-seed", 0, Number.MAX_SAFE_INTEGER) ?? 1,
+    nodeCount: nodes as ClusterSize | undefined,
+    steps: integer(values.steps, "steps", 1, 100_000_000) ?? DEFAULT_STEPS,
+    faults,
+    traceEvents: integer(values.trace, "trace", 1, 1_000_000) ?? TRACE_EVENTS,
+  };
+}
+
+/** Runs the command; returns the exit code. */
+export function main(argv: readonly string[], print: (line: string) => void): number {
+  let options: CliOptions;
+  try {
+    options = parseCli(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    print(`sim: ${error.message}`);
+    return 2;
+  }
+  if (options.seed !== undefined) {
+    const result = runSimulation({ seed: options.seed, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, trace: true, traceEventsMax: options.traceEvents });
+    if (result.violation !== null) {
+      print(formatFailure(result));
+      return 1;
+    }
+    print(result.trace.join("\n"));
+    print(`seed ${result.seed} passed: ${result.description}`);
+    print(`  ${result.steps} steps, ${result.simulatedMs.toFixed(0)}ms simulated; ${formatCounters(result.counters)}`);
+    return 0;
+  }
+  const seeds = options.seeds ?? 0;
+  print(`running ${seeds} seeds from ${options.firstSeed} (${options.steps} steps each${options.nodeCount ? `, ${options.nodeCount} nodes` : ""})`);
+  const summary = runSeeds({ firstSeed: options.firstSeed, seeds, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults });
+  for (const failure of summary.failures) {
+    const replay = runSimulation({ seed: failure.seed, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, trace: true, traceEventsMax: options.traceEvents });
+    print(formatFailure(replay));
+  }
+  print(`${summary.seedsRun} seeds [${options.firstSeed}, ${options.firstSeed + summary.seedsRun - 1}] in ${(summary.wallTimeMs / 1000).toFixed(1)}s, ${summary.steps} steps; ${summary.failures.length} failed`);
+  print(`totals: ${formatCounters(summary.totals)}`);
+  if (summary.failures.length > 0) {
+    print(`FAILING SEEDS: ${summary.failures.map((failure) => failure.seed).join(" ")}`);
+    return 1;
+  }
+  return 0;
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, "/"));
+if (invokedDirectly) process.exitCode = main(process.argv.slice(2), (line) => console.log(line));

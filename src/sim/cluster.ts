@@ -1,0 +1,1058 @@
+/**
+ * A whole Raft cluster on one event queue, driven by one seed: nodes that run
+ * the server's Ready loop on a simulated disk, a faulty network, clients, and
+ * an operator that crashes nodes, partitions the network, changes membership,
+ * snapshots and transfers leadership. The safety checker watches every step.
+ */
+import { assert } from "../lib/assert.js";
+import { groupId, nodeId, NO_NODE, type LogIndex, type NodeId, type Term } from "../lib/ids.js";
+import { createPrng, type Prng } from "../lib/prng.js";
+import { MemoryStorage, RawNode, confState, decodeConfChange } from "../raft/mod.js";
+import {
+  ConfChangeTransition,
+  ConfChangeType,
+  EntryType,
+  MessageType,
+  MESSAGE_TYPE_NAMES,
+  ROLE_NAMES,
+  Role,
+  type ConfChange,
+  type ConfChangeSingle,
+  type ConfState,
+  type Entry,
+  type Message,
+  type Ready,
+  type RaftFaults,
+} from "../raft/types.js";
+import { SafetyChecker, digestBytes, type Violation } from "./checkers.js";
+import { EventQueue } from "./event-queue.js";
+import { SimNetwork, type NetworkConfig, type PartitionKind } from "./network.js";
+import { ShadowLog } from "./shadow-log.js";
+import { REGISTER_KEYS, RegisterMachine, decodeSnapshotData, encodeCommand, type MachineState } from "./state-machine.js";
+import { describeSwarm, drawSwarm, type ClusterSize, type SwarmConfig } from "./swarm.js";
+import { TraceLog } from "./trace.js";
+
+const GROUP = groupId(0);
+/** Node ids never exceed this: the operator adds members up to it (ids are never reused, as in etcd). */
+export const NODE_IDS_MAX = 12;
+/** The operator never shrinks the voters below this. */
+const VOTERS_MIN = 2;
+/** Liveness bounds, in election timeouts of simulated time. */
+const LIVENESS_ELECTION_TIMEOUTS_MAX = 40;
+const LIVENESS_CONVERGENCE_TIMEOUTS_MAX = 80;
+/** A client gives up on an operation (outcome unknown) after this many election timeouts. */
+const CLIENT_TIMEOUT_ELECTION_TIMEOUTS = 4;
+const EMPTY = new Uint8Array(0);
+
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly nodeCount?: ClusterSize;
+  /** Events of the safety phase. */
+  readonly steps: number;
+  readonly faults?: RaftFaults;
+  /** Keep a trace of the last `traceEventsMax` events (slower; used to replay a failing seed). */
+  readonly trace?: boolean;
+  readonly traceEventsMax?: number;
+}
+
+export interface SimulationCounters {
+  elections: number;
+  leaderChanges: number;
+  snapshotsCreated: number;
+  snapshotsInstalled: number;
+  membershipChangesProposed: number;
+  membershipChangesCompleted: number;
+  transfersRequested: number;
+  transfersCompleted: number;
+  readsIssued: number;
+  readsServed: number;
+  proposalsSubmitted: number;
+  proposalsCommitted: number;
+  proposalsRefused: number;
+  entriesApplied: number;
+  crashes: number;
+  loopCrashes: number;
+  restarts: number;
+  partitions: number;
+  messagesSent: number;
+  messagesDropped: number;
+  messagesDuplicated: number;
+  checks: number;
+}
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly swarm: SwarmConfig;
+  readonly description: string;
+  readonly violation: Violation | null;
+  readonly counters: SimulationCounters;
+  readonly steps: number;
+  readonly simulatedMs: number;
+  readonly trace: readonly string[];
+}
+
+type LoopPhase = "before-send" | "mid-persist" | "after-persist" | "after-send-persisted" | "mid-apply" | "before-advance";
+
+interface PendingWrite {
+  readonly client: SimClient;
+  readonly node: SimNode;
+  readonly incarnation: number;
+  readonly index: LogIndex;
+  readonly digest: number;
+}
+
+interface PendingRead {
+  readonly key: string;
+  readonly client: SimClient;
+  readonly node: SimNode;
+  readonly incarnation: number;
+  readonly requiredIndex: LogIndex;
+  readIndex: LogIndex;
+}
+
+interface SimClient {
+  readonly id: number;
+  leaderGuess: NodeId;
+  /** Bumped on every new operation so a stale timeout cannot cancel a later one. */
+  operation: number;
+  busy: boolean;
+}
+
+class SimNode {
+  raft: RawNode | null = null;
+  machine: RegisterMachine | null = null;
+  durableMachine: MachineState;
+  readonly storage: MemoryStorage;
+  readonly view = new ShadowLog();
+  readonly random: Prng;
+  incarnation = 0;
+  up = false;
+  decommissioned = false;
+  readyOutstanding = false;
+  kickScheduled = false;
+  role: Role = Role.Follower;
+  term: Term = 0;
+  leaderHint: NodeId = NO_NODE;
+  readonly waitingReads: PendingRead[] = [];
+  readonly pendingWrites = new Map<LogIndex, PendingWrite>();
+
+  constructor(
+    readonly id: NodeId,
+    initialConf: ConfState,
+    readonly tickIntervalMs: number,
+    random: Prng,
+  ) {
+    this.storage = new MemoryStorage({ confState: initialConf });
+    this.durableMachine = { values: new Map(), applied: 0, confState: initialConf };
+    this.random = random;
+  }
+}
+
+class StopRun extends Error {
+  override name = "StopRun";
+}
+
+export class Simulation {
+  readonly swarm: SwarmConfig;
+  readonly counters: SimulationCounters = {
+    elections: 0, leaderChanges: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChangesProposed: 0,
+    membershipChangesCompleted: 0, transfersRequested: 0, transfersCompleted: 0, readsIssued: 0, readsServed: 0,
+    proposalsSubmitted: 0, proposalsCommitted: 0, proposalsRefused: 0, entriesApplied: 0, crashes: 0, loopCrashes: 0,
+    restarts: 0, partitions: 0, messagesSent: 0, messagesDropped: 0, messagesDuplicated: 0, checks: 0,
+  };
+  private readonly queue = new EventQueue();
+  private readonly checker = new SafetyChecker();
+  private readonly network: SimNetwork;
+  private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly clients: SimClient[] = [];
+  private readonly pendingReads = new Map<string, PendingRead>();
+  private readonly trace: TraceLog | null;
+  private readonly random: Prng;
+  private readonly diskRandom: Prng;
+  private readonly operatorRandom: Prng;
+  private readonly clientRandom: Prng;
+  private readonly nodeRandom: Prng;
+  private phase: "safety" | "liveness" = "safety";
+  private nextNodeId = 1;
+  private nextCommandValue = 1;
+  private nextReadId = 1;
+  private lastLeader: NodeId = NO_NODE;
+  private transferTarget: NodeId = NO_NODE;
+  private transferTerm: Term = 0;
+  private partitionActive = false;
+  private loopCrashProbability: number;
+  private readonly firstAppliedMembership = new Set<LogIndex>();
+  private readonly retiring = new Set<NodeId>();
+  private stepsRun = 0;
+  private genesisConf: ConfState = emptyConf();
+
+  constructor(private readonly options: SimulationOptions) {
+    const root = createPrng(options.seed);
+    this.swarm = drawSwarm(root.fork(), { nodeCount: options.nodeCount, faults: options.faults });
+    this.network = new SimNetwork(this.swarm.network, root.fork());
+    this.random = root.fork();
+    this.diskRandom = root.fork();
+    this.operatorRandom = root.fork();
+    this.clientRandom = root.fork();
+    this.nodeRandom = root.fork();
+    this.loopCrashProbability = this.swarm.loopCrashProbability;
+    this.trace = options.trace === true ? new TraceLog(options.traceEventsMax ?? 400) : null;
+  }
+
+  get electionTimeoutMs(): number {
+    return this.swarm.electionTicks * this.swarm.tickIntervalMs;
+  }
+
+  run(): SimulationResult {
+    const initial: NodeId[] = [];
+    for (let count = 0; count < this.swarm.nodeCount; count++) initial.push(nodeId(this.nextNodeId++));
+    const conf = confState(initial);
+    this.genesisConf = conf;
+    for (const id of initial) this.startNode(this.createNode(id, conf));
+    for (let count = 0; count < this.swarm.clientCount; count++) {
+      const client: SimClient = { id: count + 1, leaderGuess: NO_NODE, operation: 0, busy: false };
+      this.clients.push(client);
+      this.scheduleClient(client);
+    }
+    this.scheduleOperator();
+    try {
+      this.runSafetyPhase();
+      if (this.checker.firstViolation === null) this.runLivenessPhase();
+    } catch (error) {
+      if (!(error instanceof StopRun)) throw error;
+    }
+    this.counters.messagesSent = this.network.counters.sent;
+    this.counters.messagesDropped = this.network.counters.dropped;
+    this.counters.messagesDuplicated = this.network.counters.duplicated;
+    this.counters.checks = this.checker.checks;
+    return {
+      seed: this.options.seed,
+      swarm: this.swarm,
+      description: describeSwarm(this.swarm),
+      violation: this.checker.firstViolation,
+      counters: this.counters,
+      steps: this.stepsRun,
+      simulatedMs: this.queue.nowMs,
+      trace: this.trace === null ? [] : this.trace.lines(),
+    };
+  }
+
+  // ---- phases ----------------------------------------------------------------------------------
+
+  private runSafetyPhase(): void {
+    for (let step = 0; step < this.options.steps; step++) {
+      if (!this.step()) break;
+    }
+  }
+
+  /** Runs one event; false when the run must stop (a violation, or nothing left to do). */
+  private step(): boolean {
+    const time = this.queue.peekTimeMs();
+    if (time === undefined) return false;
+    this.checker.setTime(time);
+    try {
+      this.queue.runNext();
+    } catch (error) {
+      if (error instanceof StopRun) throw error;
+      const text = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ""}` : String(error);
+      this.checker.report("core-error", text);
+    }
+    this.stepsRun++;
+    return this.checker.firstViolation === null;
+  }
+
+  private runLivenessPhase(): void {
+    this.phase = "liveness";
+    this.note(NO_NODE, "=== liveness phase: heal the network, restart every node, stop injecting faults ===");
+    this.loopCrashProbability = 0;
+    this.network.heal();
+    this.partitionActive = false;
+    const calm: NetworkConfig = { ...this.swarm.network, lossProbability: 0, duplicateProbability: 0, reorderProbability: 0 };
+    this.network.reconfigure(calm);
+    for (const node of this.nodes.values()) if (!node.up && !node.decommissioned) this.startNode(node);
+    const start = this.queue.nowMs;
+    const electionDeadline = start + LIVENESS_ELECTION_TIMEOUTS_MAX * this.electionTimeoutMs;
+    const convergenceDeadline = electionDeadline + LIVENESS_CONVERGENCE_TIMEOUTS_MAX * this.electionTimeoutMs;
+    let elected = false;
+    let lastPollMs = -Infinity;
+    for (;;) {
+      const time = this.queue.peekTimeMs();
+      if (time === undefined) break;
+      if (!elected && time > electionDeadline) {
+        this.checker.report("liveness", `no leader elected within ${LIVENESS_ELECTION_TIMEOUTS_MAX} election timeouts after faults healed`);
+        return;
+      }
+      if (time > convergenceDeadline) {
+        this.checker.report("liveness", `acknowledged writes up to index ${this.checker.acknowledgedIndexMax} not applied on every member in time: ${this.describeMembers()}`);
+        return;
+      }
+      if (!this.step()) return;
+      if (this.queue.nowMs - lastPollMs < this.swarm.tickIntervalMs) continue;
+      lastPollMs = this.queue.nowMs;
+      const leader = this.currentLeader();
+      if (leader === null) continue;
+      elected = true;
+      if (this.converged(leader)) {
+        this.note(NO_NODE, `liveness reached: leader ${leader.id}, every member applied ≥ ${this.checker.acknowledgedIndexMax}`);
+        return;
+      }
+    }
+  }
+
+  private converged(leader: SimNode): boolean {
+    const raft = leader.raft;
+    if (raft === null) return false;
+    const config = raft.status().config;
+    if (config.votersOutgoing.length > 0 && !config.autoLeave) this.proposeMembership(leader, { transition: ConfChangeTransition.Auto, changes: [], context: EMPTY });
+    const required = this.checker.acknowledgedIndexMax;
+    for (const id of membersOf(config)) {
+      const node = this.nodes.get(id);
+      if (node === undefined || !node.up || node.machine === null || node.machine.applied < required) return false;
+    }
+    return config.votersOutgoing.length === 0;
+  }
+
+  private describeMembers(): string {
+    const parts: string[] = [];
+    for (const node of this.nodes.values()) {
+      if (node.decommissioned) continue;
+      parts.push(`n${node.id}:${node.up ? ROLE_NAMES[node.role] : "down"} term ${node.term} applied ${node.machine?.applied ?? "-"}`);
+    }
+    return parts.join(", ");
+  }
+
+  // ---- nodes -----------------------------------------------------------------------------------
+
+  private createNode(id: NodeId, conf: ConfState): SimNode {
+    const drift = this.swarm.tickDrift;
+    const factor = drift === 0 ? 1 : 1 - drift + this.nodeRandom.float() * 2 * drift;
+    const node = new SimNode(id, conf, this.swarm.tickIntervalMs * factor, this.nodeRandom.fork());
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  private startNode(node: SimNode): void {
+    assert(!node.up && !node.decommissioned, () => `start of node ${node.id} that is up or gone`);
+    const snapshot = node.storage.snapshot();
+    if (snapshot.metadata.index > node.durableMachine.applied) {
+      // Crashed between persisting a snapshot and installing it: finish the install, as the server does.
+      node.durableMachine = { values: decodeSnapshotData(snapshot.data), applied: snapshot.metadata.index, confState: snapshot.metadata.confState };
+      this.checker.observeSnapshotRestore(node.id, snapshot.metadata.index, snapshot.metadata.term);
+    }
+    node.machine = new RegisterMachine(node.durableMachine);
+    node.incarnation++;
+    node.up = true;
+    node.readyOutstanding = false;
+    node.kickScheduled = false;
+    node.role = Role.Follower;
+    node.term = node.storage.hardState().term;
+    node.view.resetFromStorage(node.storage);
+    node.raft = new RawNode({
+      id: node.id,
+      group: GROUP,
+      electionTicks: this.swarm.electionTicks,
+      heartbeatTicks: this.swarm.heartbeatTicks,
+      storage: node.storage,
+      // Not the machine's applied index: the core takes its membership from the snapshot, so it must
+      // hand out the entries after the snapshot again for their membership changes to be replayed.
+      applied: snapshot.metadata.index,
+      preVote: this.swarm.preVote,
+      checkQuorum: this.swarm.checkQuorum,
+      readOnly: this.swarm.readOnly,
+      random: node.random.fork(),
+      faults: this.swarm.faults,
+    });
+    this.note(node.id, `start (incarnation ${node.incarnation}, term ${node.term}, applied ${node.machine.applied}, log ${node.storage.firstIndex()}..${node.storage.lastIndex()})`);
+    const incarnation = node.incarnation;
+    const tick = (): void => {
+      if (node.incarnation !== incarnation || !node.up || node.raft === null) return;
+      node.raft.tick();
+      this.kick(node);
+      this.queue.schedule(node.tickIntervalMs, tick);
+    };
+    this.queue.schedule(this.random.float() * node.tickIntervalMs, tick);
+    this.kick(node);
+  }
+
+  private crash(node: SimNode, why: string): void {
+    if (!node.up) return;
+    this.counters.crashes++;
+    this.note(node.id, `CRASH (${why}): unpersisted state lost; durable log ${node.storage.firstIndex()}..${node.storage.lastIndex()}, applied ${node.durableMachine.applied}`);
+    node.up = false;
+    node.raft = null;
+    node.machine = null;
+    node.readyOutstanding = false;
+    node.role = Role.Follower;
+    node.incarnation++;
+    for (const read of node.waitingReads) this.finishRead(read);
+    node.waitingReads.length = 0;
+    for (const pending of node.pendingWrites.values()) pending.client.busy = false;
+    node.pendingWrites.clear();
+    if (this.phase === "safety" && !node.decommissioned) {
+      this.queue.schedule(this.operatorRandom.float() * this.swarm.downtimeMsMax + 1, () => {
+        if (!node.up && !node.decommissioned) {
+          this.counters.restarts++;
+          this.startNode(node);
+        }
+      });
+    }
+  }
+
+  /** Stops a node for good once it is no longer a member. */
+  private decommission(node: SimNode): void {
+    if (node.decommissioned) return;
+    this.note(node.id, "decommissioned (no longer a member)");
+    if (node.up) {
+      node.up = false;
+      node.raft = null;
+      node.machine = null;
+      node.incarnation++;
+      for (const read of node.waitingReads) this.finishRead(read);
+      node.waitingReads.length = 0;
+      for (const pending of node.pendingWrites.values()) pending.client.busy = false;
+      node.pendingWrites.clear();
+    }
+    node.decommissioned = true;
+  }
+
+  private maybeLoopCrash(node: SimNode, phase: LoopPhase): boolean {
+    if (this.loopCrashProbability === 0 || !this.diskRandom.chance(this.loopCrashProbability)) return false;
+    this.counters.loopCrashes++;
+    this.crash(node, `in the Ready loop, ${phase}`);
+    return true;
+  }
+
+  // ---- the Ready loop --------------------------------------------------------------------------
+
+  private kick(node: SimNode): void {
+    if (node.kickScheduled || node.readyOutstanding || !node.up) return;
+    node.kickScheduled = true;
+    const incarnation = node.incarnation;
+    this.queue.schedule(0, () => {
+      if (node.incarnation !== incarnation) return;
+      node.kickScheduled = false;
+      this.handleReady(node);
+    });
+  }
+
+  private handleReady(node: SimNode): void {
+    const raft = node.raft;
+    if (!node.up || raft === null || node.readyOutstanding || !raft.hasReady()) return;
+    const ready = raft.ready();
+    node.readyOutstanding = true;
+    this.observeReady(node, ready);
+    if (this.maybeLoopCrash(node, "before-send")) return;
+    this.send(node, ready.messages);
+    const incarnation = node.incarnation;
+    if (ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null) {
+      const delay = this.swarm.diskDelayMsMin + this.diskRandom.float() * (this.swarm.diskDelayMsMax - this.swarm.diskDelayMsMin);
+      this.queue.schedule(delay, () => {
+        if (node.incarnation === incarnation) this.persistAndApply(node, ready);
+      });
+    } else {
+      this.afterPersist(node, ready);
+    }
+  }
+
+  /** What the core just said: roles, terms, the log and the commit index, for the checker. */
+  private observeReady(node: SimNode, ready: Ready): void {
+    if (ready.snapshot !== null) node.view.installSnapshot(ready.snapshot.metadata.index, ready.snapshot.metadata.term);
+    if (ready.entries.length > 0) node.view.append(ready.entries);
+    if (ready.hardState !== null) {
+      node.term = ready.hardState.term;
+      const commit = ready.hardState.commit;
+      const term = node.view.termAt(commit);
+      if (term !== undefined) this.checker.observeCommit(node.id, commit, term);
+    }
+    if (ready.softState !== null) {
+      const wasLeader = node.role === Role.Leader;
+      node.role = ready.softState.role;
+      node.leaderHint = ready.softState.leader;
+      if (node.role === Role.Leader && !wasLeader) this.onNewLeader(node);
+    }
+    if (node.role === Role.Leader) this.checker.observeLeader(node.id, node.term, node.view);
+    if (this.trace !== null) this.noteReady(node, ready);
+  }
+
+  private onNewLeader(node: SimNode): void {
+    this.counters.elections++;
+    if (node.id !== this.lastLeader) this.counters.leaderChanges++;
+    this.lastLeader = node.id;
+    if (node.id === this.transferTarget && node.term > this.transferTerm) {
+      this.counters.transfersCompleted++;
+      this.transferTarget = NO_NODE;
+    }
+    this.note(node.id, `became LEADER of term ${node.term}`);
+  }
+
+  private persistAndApply(node: SimNode, ready: Ready): void {
+    const writes = 1 + ready.entries.length + 1;
+    // A crash in the middle of the write keeps a prefix of it: snapshot, then entries, then hard state.
+    const torn = this.loopCrashProbability > 0 && this.diskRandom.chance(this.loopCrashProbability);
+    const limit = torn ? this.diskRandom.int(writes) : writes;
+    if (ready.snapshot !== null && limit >= 1) {
+      node.storage.applySnapshot(ready.snapshot);
+      this.counters.snapshotsInstalled++;
+    }
+    const entriesWritten = Math.max(0, Math.min(ready.entries.length, limit - 1));
+    if (entriesWritten > 0) this.persistEntries(node, entriesWritten === ready.entries.length ? ready.entries : ready.entries.slice(0, entriesWritten));
+    if (ready.hardState !== null && limit === writes) node.storage.setHardState(ready.hardState);
+    if (torn) {
+      this.counters.loopCrashes++;
+      this.crash(node, `mid-persist after ${limit} of ${writes} writes`);
+      return;
+    }
+    if (this.maybeLoopCrash(node, "after-persist")) return;
+    this.afterPersist(node, ready);
+  }
+
+  private persistEntries(node: SimNode, entries: readonly Entry[]): void {
+    const storage = node.storage;
+    const snapshotIndex = storage.firstIndex() - 1;
+    let previousTerm: Term | undefined;
+    for (const entry of entries) {
+      if (entry.index <= snapshotIndex) continue;
+      if (previousTerm === undefined) previousTerm = entry.index - 1 <= storage.lastIndex() ? storage.term(entry.index - 1) : -1;
+      this.checker.observePersisted(node.id, entry.index, entry.term, previousTerm, digestBytes(entry.data));
+      previousTerm = entry.term;
+    }
+    storage.append(entries);
+  }
+
+  private afterPersist(node: SimNode, ready: Ready): void {
+    this.send(node, ready.messagesAfterPersist);
+    if (this.maybeLoopCrash(node, "after-send-persisted")) return;
+    if (!this.apply(node, ready)) return;
+    if (this.maybeLoopCrash(node, "before-advance")) return;
+    const raft = node.raft;
+    assert(raft !== null, "advance on a stopped node");
+    raft.advance();
+    node.readyOutstanding = false;
+    this.kick(node);
+  }
+
+  /** Applies the snapshot and committed entries; false when the node crashed (or left) on the way. */
+  private apply(node: SimNode, ready: Ready): boolean {
+    let machine = node.machine;
+    assert(machine !== null, "apply on a stopped node");
+    if (ready.snapshot !== null) {
+      const metadata = ready.snapshot.metadata;
+      machine = new RegisterMachine({ values: decodeSnapshotData(ready.snapshot.data), applied: metadata.index, confState: metadata.confState });
+      node.machine = machine;
+      node.durableMachine = machine.image();
+      this.checker.observeSnapshotRestore(node.id, metadata.index, metadata.term);
+      this.note(node.id, `installed snapshot at ${metadata.index} (term ${metadata.term})`);
+    }
+    const entries = ready.committedEntries;
+    let position = 0;
+    while (position < entries.length) {
+      // Entries are applied in transactions of a few entries; a crash loses the open transaction.
+      const batchEnd = Math.min(entries.length, position + 1 + this.diskRandom.int(4));
+      for (; position < batchEnd; position++) {
+        if (!this.applyEntry(node, machine, entries[position])) return false;
+      }
+      if (this.maybeLoopCrash(node, "mid-apply")) return false;
+      node.durableMachine = machine.image();
+      this.acknowledge(node, entries, position);
+    }
+    for (const state of ready.readStates) {
+      const read = this.pendingReads.get(contextKey(state.context));
+      if (read === undefined || read.node !== node || read.incarnation !== node.incarnation) continue;
+      read.readIndex = state.index;
+      node.waitingReads.push(read);
+    }
+    this.serveReads(node, machine);
+    this.maybeSnapshot(node, machine);
+    return true;
+  }
+
+  private applyEntry(node: SimNode, machine: RegisterMachine, entry: Entry): boolean {
+    if (entry.index <= machine.applied) {
+      // Already in the state machine. The core restarts with the membership of its snapshot, so the
+      // changes between the snapshot and the applied index are replayed into it (and only into it).
+      if (entry.type === EntryType.ConfChange) node.raft?.applyConfChange(decodeConfChange(entry.data));
+      return true;
+    }
+    this.checker.observeApply(node.id, entry.index, entry.term, digestBytes(entry.data));
+    this.counters.entriesApplied++;
+    if (entry.type === EntryType.ConfChange) {
+      const raft = node.raft;
+      assert(raft !== null, "apply on a stopped node");
+      const before = machine.confState;
+      const after = raft.applyConfChange(decodeConfChange(entry.data));
+      machine.applyMembership(entry.index, after);
+      this.note(node.id, `applied membership at ${entry.index}: ${describeConf(after)}`);
+      if (!this.firstAppliedMembership.has(entry.index)) {
+        this.firstAppliedMembership.add(entry.index);
+        this.counters.membershipChangesCompleted++;
+      }
+      this.retireRemoved(before, after, entry.index);
+    } else {
+      machine.applyCommand(entry.index, entry.data);
+    }
+    return true;
+  }
+
+  /**
+   * A member dropped by a committed change is shut down by the operator once every remaining member
+   * has applied the change. Stopping it earlier can strand the others in a joint configuration that
+   * still needs its vote (a removed leader that vanishes before its commit index spread: seed 457).
+   */
+  private retireRemoved(before: ConfState, after: ConfState, index: LogIndex): void {
+    const remaining = membersOf(after);
+    for (const id of membersOf(before)) {
+      if (remaining.includes(id) || this.retiring.has(id)) continue;
+      const removed = this.nodes.get(id);
+      if (removed === undefined || removed.decommissioned) continue;
+      this.retiring.add(id);
+      const poll = (): void => {
+        const lagging = remaining.some((member) => {
+          const node = this.nodes.get(member);
+          return node !== undefined && !node.decommissioned && (node.machine === null || node.machine.applied < index);
+        });
+        if (lagging) this.queue.schedule(this.electionTimeoutMs, poll);
+        else this.decommission(removed);
+      };
+      this.queue.schedule(this.electionTimeoutMs, poll);
+    }
+  }
+
+  private acknowledge(node: SimNode, entries: readonly Entry[], end: number): void {
+    if (node.pendingWrites.size === 0) return;
+    for (let position = 0; position < end; position++) {
+      const entry = entries[position];
+      const pending = node.pendingWrites.get(entry.index);
+      if (pending === undefined) continue;
+      node.pendingWrites.delete(entry.index);
+      pending.client.busy = false;
+      if (digestBytes(entry.data) === pending.digest) {
+        this.checker.observeAcknowledged(entry.index);
+        this.counters.proposalsCommitted++;
+        this.note(node.id, `ack write at ${entry.index} to client ${pending.client.id}`);
+      }
+    }
+  }
+
+  private serveReads(node: SimNode, machine: RegisterMachine): void {
+    if (node.waitingReads.length === 0) return;
+    let kept = 0;
+    for (const read of node.waitingReads) {
+      if (read.readIndex > machine.applied) {
+        node.waitingReads[kept++] = read;
+        continue;
+      }
+      this.checker.observeRead(node.id, machine.applied, read.requiredIndex, read.readIndex);
+      this.counters.readsServed++;
+      this.note(node.id, `served read ${read.key} at applied ${machine.applied} (read index ${read.readIndex}, must reflect ≥ ${read.requiredIndex})`);
+      this.finishRead(read);
+    }
+    node.waitingReads.length = kept;
+  }
+
+  private finishRead(read: PendingRead): void {
+    this.pendingReads.delete(read.key);
+    read.client.busy = false;
+  }
+
+  private maybeSnapshot(node: SimNode, machine: RegisterMachine): void {
+    const every = this.swarm.snapshotEntries;
+    if (every === 0) return;
+    const storage = node.storage;
+    const snapshotIndex = storage.snapshot().metadata.index;
+    const index = Math.min(machine.applied, storage.lastIndex());
+    // A compacted node snapshots right after a membership change: the core ignores a snapshot whose
+    // membership lacks the receiver, so a node added after the last snapshot could never catch up.
+    const membershipNewer = machine.confState !== storage.snapshot().metadata.confState && storage.firstIndex() > 1;
+    if ((index - snapshotIndex < every && !membershipNewer) || machine.applied !== index || index <= snapshotIndex) return;
+    storage.createSnapshot(index, machine.confState, machine.encodeSnapshotData());
+    this.counters.snapshotsCreated++;
+    const compactTo = index - this.diskRandom.int(this.swarm.compactRetainMax + 1);
+    if (compactTo >= storage.firstIndex()) storage.compact(compactTo);
+    this.note(node.id, `snapshot at ${index}, log compacted to ${storage.firstIndex()}..${storage.lastIndex()}`);
+  }
+
+  // ---- network ---------------------------------------------------------------------------------
+
+  private send(node: SimNode, messages: readonly Message[]): void {
+    for (const message of messages) {
+      const target = this.nodes.get(message.to);
+      if (target === undefined || message.to === node.id) continue;
+      const delays = this.network.plan(message.from, message.to);
+      if (this.trace !== null) this.note(node.id, `send ${describeMessage(message)}${delays.length === 0 ? " (LOST)" : delays.length > 1 ? " (DUPLICATED)" : ""}`);
+      const senderIncarnation = node.incarnation;
+      if (delays.length === 0 && message.type === MessageType.Snap) this.reportSnapshot(node, senderIncarnation, message.to, false);
+      for (const delay of delays) this.queue.schedule(delay, () => this.deliver(node, senderIncarnation, target, message));
+    }
+  }
+
+  private deliver(sender: SimNode, senderIncarnation: number, target: SimNode, message: Message): void {
+    const raft = target.raft;
+    const delivered = raft !== null && target.up && !target.decommissioned && this.network.canDeliver(message.from, message.to);
+    if (message.type === MessageType.Snap) this.reportSnapshot(sender, senderIncarnation, message.to, delivered);
+    if (!delivered || raft === null) return;
+    if (this.trace !== null) this.note(target.id, `recv ${describeMessage(message)}`);
+    raft.step(message);
+    this.kick(target);
+  }
+
+  private reportSnapshot(sender: SimNode, incarnation: number, to: NodeId, ok: boolean): void {
+    if (sender.incarnation !== incarnation || sender.raft === null) return;
+    sender.raft.reportSnapshot(to, ok);
+    this.kick(sender);
+  }
+
+  // ---- clients ---------------------------------------------------------------------------------
+
+  private scheduleClient(client: SimClient): void {
+    const delay = this.clientRandom.float() * 2 * this.swarm.clientIntervalMs;
+    this.queue.schedule(delay, () => {
+      if (this.phase !== "safety") return;
+      if (!client.busy) this.clientAct(client);
+      this.scheduleClient(client);
+    });
+  }
+
+  private clientAct(client: SimClient): void {
+    let node = this.nodes.get(client.leaderGuess);
+    if (node === undefined || !node.up || node.raft === null) node = this.randomLiveNode(this.clientRandom);
+    if (node === undefined) return;
+    if (this.clientRandom.chance(this.swarm.readProbability)) this.issueRead(client, node);
+    else this.issueWrite(client, node, encodeCommand({ key: this.clientRandom.pick(REGISTER_KEYS), value: this.nextCommandValue++ }), true);
+  }
+
+  private issueWrite(client: SimClient, node: SimNode, data: Uint8Array, mayRetry: boolean): void {
+    const raft = node.raft;
+    if (raft === null) return;
+    this.counters.proposalsSubmitted++;
+    const result = raft.propose(data);
+    this.kick(node);
+    if (!result.ok) {
+      this.counters.proposalsRefused++;
+      client.leaderGuess = result.leader;
+      const hinted = this.nodes.get(result.leader);
+      // The refusal names the leader: retry there once, as a real client would.
+      if (mayRetry && hinted !== undefined && hinted !== node && hinted.up) this.issueWrite(client, hinted, data, false);
+      return;
+    }
+    client.leaderGuess = node.id;
+    const pending: PendingWrite = { client, node, incarnation: node.incarnation, index: result.index, digest: digestBytes(data) };
+    node.pendingWrites.set(result.index, pending);
+    this.note(node.id, `client ${client.id} proposed ${new TextDecoder().decode(data)} at index ${result.index}`);
+    this.startOperation(client, () => {
+      if (node.pendingWrites.get(result.index) === pending) node.pendingWrites.delete(result.index);
+    });
+  }
+
+  private issueRead(client: SimClient, node: SimNode): void {
+    const raft = node.raft;
+    if (raft === null) return;
+    const key = `r${this.nextReadId++}`;
+    const result = raft.readIndex(new TextEncoder().encode(key));
+    this.kick(node);
+    this.counters.readsIssued++;
+    if (!result.ok) {
+      client.leaderGuess = result.leader;
+      return;
+    }
+    const read: PendingRead = { key, client, node, incarnation: node.incarnation, requiredIndex: this.checker.readRequirement(), readIndex: -1 };
+    this.pendingReads.set(key, read);
+    this.note(node.id, `client ${client.id} read ${key} must reflect ≥ ${read.requiredIndex}`);
+    this.startOperation(client, () => {
+      if (this.pendingReads.get(key) !== read) return;
+      this.pendingReads.delete(key);
+      const waiting = read.node.waitingReads.indexOf(read);
+      if (waiting >= 0) read.node.waitingReads.splice(waiting, 1);
+    });
+  }
+
+  /** Marks the client busy until the operation finishes or times out (outcome unknown). */
+  private startOperation(client: SimClient, onTimeout: () => void): void {
+    client.busy = true;
+    const operation = ++client.operation;
+    this.queue.schedule(CLIENT_TIMEOUT_ELECTION_TIMEOUTS * this.electionTimeoutMs, () => {
+      if (client.operation !== operation || !client.busy) return;
+      onTimeout();
+      client.busy = false;
+      client.leaderGuess = NO_NODE;
+    });
+  }
+
+  // ---- the operator: crashes, partitions, membership, snapshots, transfers ----------------------
+
+  private scheduleOperator(): void {
+    const swarm = this.swarm;
+    this.every(swarm.crashIntervalMs, () => this.randomCrash());
+    this.every(swarm.partitionIntervalMs, () => this.changePartition());
+    this.every(swarm.membershipIntervalMs, () => this.changeMembership());
+    this.every(swarm.transferIntervalMs, () => this.transferLeadership());
+    this.every(swarm.campaignIntervalMs, () => {
+      const node = this.randomLiveNode(this.operatorRandom);
+      if (node?.raft) {
+        this.note(node.id, "forced campaign");
+        node.raft.campaign();
+        this.kick(node);
+      }
+    });
+  }
+
+  /** Runs `action` at random intervals averaging `meanMs` during the safety phase; 0 means never. */
+  private every(meanMs: number, action: () => void): void {
+    if (meanMs === 0) return;
+    const loop = (): void => {
+      if (this.phase !== "safety") return;
+      action();
+      this.queue.schedule(1 + this.operatorRandom.float() * 2 * meanMs, loop);
+    };
+    this.queue.schedule(1 + this.operatorRandom.float() * 2 * meanMs, loop);
+  }
+
+  private randomCrash(): void {
+    const live = this.liveNodes();
+    const down = [...this.nodes.values()].filter((node) => !node.up && !node.decommissioned).length;
+    if (live.length === 0 || down >= Math.floor(this.swarm.nodeCount / 2) + 1) return;
+    const leader = this.currentLeader();
+    const victim = leader !== null && this.operatorRandom.chance(0.4) ? leader : this.operatorRandom.pick(live);
+    this.crash(victim, "random moment");
+  }
+
+  private changePartition(): void {
+    if (this.partitionActive) {
+      this.network.heal();
+      this.partitionActive = false;
+      this.note(NO_NODE, "network healed");
+      return;
+    }
+    const ids = [...this.nodes.values()].filter((node) => !node.decommissioned).map((node) => node.id);
+    if (ids.length < 2) return;
+    const kind: PartitionKind = this.operatorRandom.pick(this.swarm.partitionKinds);
+    const shuffled = shuffle(ids, this.operatorRandom);
+    const leader = this.currentLeader();
+    const split = 1 + this.operatorRandom.int(ids.length - 1);
+    const left = shuffled.slice(0, split);
+    const right = shuffled.slice(split);
+    switch (kind) {
+      case "symmetric":
+        this.network.partition(left, right);
+        break;
+      case "one-way":
+        this.network.oneWay(left, right);
+        break;
+      case "isolate":
+        this.network.isolate(leader?.id ?? shuffled[0], ids);
+        break;
+      case "majority-minority": {
+        // Put the leader (if any) on the minority side, the interesting case.
+        const others = shuffled.filter((id) => id !== leader?.id);
+        const minoritySize = Math.max(1, Math.floor((ids.length - 1) / 2));
+        const minority = leader === null ? others.slice(0, minoritySize) : [leader.id, ...others.slice(0, minoritySize - 1)];
+        this.network.partition(minority, ids.filter((id) => !minority.includes(id)));
+        break;
+      }
+      case "bridge": {
+        if (ids.length < 3) return;
+        const bridge = shuffled[0];
+        const rest = shuffled.slice(1);
+        const half = 1 + this.operatorRandom.int(rest.length - 1);
+        this.network.bridge(rest.slice(0, half), rest.slice(half), bridge);
+        break;
+      }
+    }
+    this.counters.partitions++;
+    this.partitionActive = true;
+    this.note(NO_NODE, `partition ${kind}: ${this.network.blockedLinkCount} links cut (left ${left.join(",")} / right ${right.join(",")}, leader ${leader?.id ?? "none"})`);
+  }
+
+  private transferLeadership(): void {
+    const leader = this.currentLeader();
+    const raft = leader?.raft;
+    if (leader === null || raft === null || raft === undefined) return;
+    const voters = raft.status().config.voters.filter((id) => id !== leader.id);
+    if (voters.length === 0) return;
+    const target = this.operatorRandom.pick(voters);
+    this.counters.transfersRequested++;
+    this.transferTarget = target;
+    this.transferTerm = leader.term;
+    this.note(leader.id, `transfer leadership to ${target}`);
+    raft.transferLeadership(target);
+    this.kick(leader);
+  }
+
+  private changeMembership(): void {
+    const leader = this.currentLeader();
+    const raft = leader?.raft;
+    if (leader === null || raft === null || raft === undefined) return;
+    const config = raft.status().config;
+    if (config.votersOutgoing.length > 0) {
+      if (!config.autoLeave) this.proposeMembership(leader, { transition: ConfChangeTransition.Auto, changes: [], context: EMPTY });
+      return;
+    }
+    const change = this.operatorRandom.chance(this.swarm.jointProbability) ? this.planJointChange(config) : this.planSimpleChange(config, leader.id);
+    if (change !== null) this.proposeMembership(leader, change);
+  }
+
+  private planSimpleChange(config: ConfState, leaderId: NodeId): ConfChange | null {
+    const random = this.operatorRandom;
+    const options: (() => ConfChangeSingle | null)[] = [
+      () => this.newNodeChange(ConfChangeType.AddLearner),
+      () => this.newNodeChange(ConfChangeType.AddNode),
+      () => (config.learners.length === 0 ? null : { type: ConfChangeType.AddNode, nodeId: random.pick(config.learners) }),
+      () => (config.voters.length <= VOTERS_MIN ? null : { type: ConfChangeType.RemoveNode, nodeId: random.chance(0.4) ? leaderId : random.pick(config.voters) }),
+      () => (config.learners.length === 0 ? null : { type: ConfChangeType.RemoveNode, nodeId: random.pick(config.learners) }),
+      () => (config.voters.length <= VOTERS_MIN ? null : { type: ConfChangeType.AddLearner, nodeId: random.pick(config.voters) }),
+    ];
+    const single = random.pick(options)();
+    return single === null ? null : { transition: ConfChangeTransition.Auto, changes: [single], context: EMPTY };
+  }
+
+  /** Several changes at once: promote learners, add new voters, remove or demote voters (joint consensus). */
+  private planJointChange(config: ConfState): ConfChange | null {
+    const random = this.operatorRandom;
+    const changes: ConfChangeSingle[] = [];
+    let voters = config.voters.length;
+    for (const learner of config.learners) {
+      if (random.chance(0.7)) {
+        changes.push({ type: ConfChangeType.AddNode, nodeId: learner });
+        voters++;
+      }
+    }
+    if (random.chance(0.5)) {
+      const added = this.newNodeChange(ConfChangeType.AddNode);
+      if (added !== null) {
+        changes.push(added);
+        voters++;
+      }
+    }
+    for (const voter of shuffle(config.voters, random)) {
+      if (voters <= VOTERS_MIN || !random.chance(0.5)) continue;
+      changes.push({ type: random.chance(0.7) ? ConfChangeType.RemoveNode : ConfChangeType.AddLearner, nodeId: voter });
+      voters--;
+    }
+    if (changes.length === 0) return null;
+    const transition = random.pick([ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit]);
+    return { transition, changes, context: EMPTY };
+  }
+
+  /**
+   * A change that brings a brand-new node in. The node starts with an empty log but with the
+   * cluster's genesis membership (the snapshot at index 0 every member shares): the log from index 1
+   * on builds on it. Started with an empty membership instead, a joiner that is sent entries from
+   * index 1 (no compaction yet) replays the changes onto nothing and ends up with a membership made
+   * of the added nodes only, electing its own leader (seed 5 found this).
+   */
+  private newNodeChange(type: ConfChangeType): ConfChangeSingle | null {
+    if (this.nextNodeId > NODE_IDS_MAX) return null;
+    const id = nodeId(this.nextNodeId++);
+    this.startNode(this.createNode(id, this.genesisConf));
+    return { type, nodeId: id };
+  }
+
+  private proposeMembership(leader: SimNode, change: ConfChange): void {
+    const raft = leader.raft;
+    if (raft === null) return;
+    const result = raft.proposeConfChange(change);
+    this.kick(leader);
+    if (result.ok) this.counters.membershipChangesProposed++;
+    this.note(leader.id, `propose membership ${describeChange(change)}: ${result.ok ? `at index ${result.index}` : `refused (${result.reason})`}`);
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  private liveNodes(): SimNode[] {
+    const live: SimNode[] = [];
+    for (const node of this.nodes.values()) if (node.up && node.raft !== null) live.push(node);
+    return live;
+  }
+
+  private randomLiveNode(random: Prng): SimNode | undefined {
+    const live = this.liveNodes();
+    return live.length === 0 ? undefined : random.pick(live);
+  }
+
+  /** The live leader with the highest term, as the app has seen it. */
+  private currentLeader(): SimNode | null {
+    let best: SimNode | null = null;
+    for (const node of this.nodes.values()) {
+      if (!node.up || node.role !== Role.Leader) continue;
+      if (best === null || node.term > best.term) best = node;
+    }
+    return best;
+  }
+
+  private note(node: NodeId, text: string): void {
+    if (this.trace !== null) this.trace.add(this.queue.nowMs, node, text);
+  }
+
+  private noteReady(node: SimNode, ready: Ready): void {
+    const parts: string[] = [];
+    if (ready.softState !== null) parts.push(`soft ${ROLE_NAMES[ready.softState.role]} leader=${ready.softState.leader}`);
+    if (ready.hardState !== null) parts.push(`hard term=${ready.hardState.term} vote=${ready.hardState.vote} commit=${ready.hardState.commit}`);
+    if (ready.snapshot !== null) parts.push(`snapshot@${ready.snapshot.metadata.index}`);
+    if (ready.entries.length > 0) parts.push(`entries ${describeEntries(ready.entries)}`);
+    if (ready.committedEntries.length > 0) parts.push(`apply ${describeEntries(ready.committedEntries)}`);
+    if (ready.readStates.length > 0) parts.push(`readStates ${ready.readStates.map((state) => `${new TextDecoder().decode(state.context)}@${state.index}`).join(",")}`);
+    this.note(node.id, `ready: ${parts.join("; ")}`);
+  }
+}
+
+export function runSimulation(options: SimulationOptions): SimulationResult {
+  return new Simulation(options).run();
+}
+
+function membersOf(config: ConfState): NodeId[] {
+  const members = new Set<NodeId>([...config.voters, ...config.votersOutgoing, ...config.learners, ...config.learnersNext]);
+  return [...members];
+}
+
+function emptyConf(): ConfState {
+  return { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
+}
+
+function shuffle<T>(items: readonly T[], random: Prng): T[] {
+  const copy = items.slice();
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = random.int(i + 1);
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
+}
+
+function contextKey(context: Uint8Array): string {
+  let key = "";
+  for (let i = 0; i < context.length; i++) key += String.fromCharCode(context[i]);
+  return key;
+}
+
+function describeConf(config: ConfState): string {
+  const parts = [`voters ${config.voters.join(",") || "-"}`];
+  if (config.votersOutgoing.length > 0) parts.push(`outgoing ${config.votersOutgoing.join(",")}`);
+  if (config.learners.length > 0) parts.push(`learners ${config.learners.join(",")}`);
+  if (config.learnersNext.length > 0) parts.push(`learnersNext ${config.learnersNext.join(",")}`);
+  if (config.autoLeave) parts.push("autoLeave");
+  return parts.join(" ");
+}
+
+const CHANGE_NAMES = ["add", "remove", "add-learner"];
+const TRANSITION_NAMES = ["auto", "joint-implicit", "joint-explicit"];
+
+function describeChange(change: ConfChange): string {
+  if (change.changes.length === 0) return "leave-joint";
+  return `${TRANSITION_NAMES[change.transition]} [${change.changes.map((single) => `${CHANGE_NAMES[single.type]} ${single.nodeId}`).join(", ")}]`;
+}
+
+function describeEntries(entries: readonly Entry[]): string {
+  const first = entries[0];
+  const last = entries[entries.length - 1];
+  return entries.length === 1 ? `${first.index}/t${first.term}` : `${first.index}/t${first.term}..${last.index}/t${last.term}`;
+}
+
+function describeMessage(message: Message): string {
+  const parts = [`${MESSAGE_TYPE_NAMES[message.type]} ${message.from}→${message.to} term=${message.term}`];
+  if (message.type === MessageType.App || message.type === MessageType.Vote || message.type === MessageType.PreVote) parts.push(`logTerm=${message.logTerm} index=${message.index}`);
+  if (message.type === MessageType.AppResp) parts.push(`index=${message.index}${message.reject ? ` REJECT hint=${message.rejectHint}` : ""}`);
+  if (message.type === MessageType.VoteResp || message.type === MessageType.PreVoteResp) parts.push(message.reject ? "REJECT" : "GRANT");
+  if (message.entries.length > 0) parts.push(`entries ${describeEntries(message.entries)}`);
+  if (message.commit > 0) parts.push(`commit=${message.commit}`);
+  if (message.snapshot !== null) parts.push(`snapshot@${message.snapshot.metadata.index}`);
+  return parts.join(" ");
+}
+
