@@ -29,6 +29,8 @@ export interface ScenarioStorage extends LogStorage {
   applySnapshot(snapshot: Snapshot): void;
   createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): Snapshot;
   compact(index: LogIndex): void;
+  /** A brand-new member of a new cluster: the membership as committed ConfChange entries 1..n at term 1. */
+  bootstrap(confState: ConfState): void;
 }
 
 /** The Raft implementation under test. */
@@ -171,19 +173,43 @@ export class ScenarioHarness {
       const id = nodeId(firstId + offset);
       const member = voters.includes(id) || learners.includes(id);
       const conf = member ? bootConfState : emptyConf();
-      const storage = this.implementation.createStorage({ confState: conf });
+      // The initial membership goes into the log (as a real cluster boots), so
+      // members added later learn it by replaying the log or from a snapshot.
+      const storage = this.implementation.createStorage({});
+      if (member) storage.bootstrap(conf);
       const harness: NodeHarness = {
         id, options, bootConfState: conf, storage, down: false, stateMachine: [], applied: 0,
-        confHistory: [{ index: 0, confState: conf }], readStates: [], appendRejectsSent: 0,
+        confHistory: [{ index: 0, confState: emptyConf() }], readStates: [], appendRejectsSent: 0,
         node: undefined as unknown as RaftNode,
       };
       harness.node = this.createNode(harness);
       this.nodes.set(id, harness);
-      this.print(`node ${id}: ${member ? formatConf(conf) : "joining (no configuration)"}`);
+      if (member) this.applyBootstrap(harness);
+      this.print(`node ${id}: ${member ? `${formatConf(conf)} (log 1..${harness.applied} applied)` : "joining (no configuration)"}`);
     }
   }
 
-  /** Replaces a node's log with the given entries (term:index words or terms=(...)) and restarts it from that log. */
+  /**
+   * A new member applies its bootstrap entries before anything else happens
+   * (a node with membership changes still to apply may not campaign), so a
+   * script starts from a cluster whose members know each other.
+   */
+  private applyBootstrap(harness: NodeHarness): void {
+    const saved = this.output;
+    this.output = [];
+    while (harness.node.hasReady()) {
+      this.handleReady(harness);
+      assert(this.inFlight.length === 0, () => `node ${harness.id} sent messages while booting`);
+    }
+    this.output = saved;
+  }
+
+  /**
+   * Replaces a node's log with the given entries (term:index words or
+   * terms=(...)) and restarts it from that log. The membership given to
+   * add-nodes becomes the node's snapshot at index 0 here, so that the log
+   * holds exactly the entries the script names (as in the paper's figures).
+   */
   log(args: Arguments): void {
     const harness = this.node(args.positionalNode(0));
     const entries = this.entriesFromArguments(args);
@@ -389,13 +415,13 @@ export class ScenarioHarness {
     else if (target.down) reason = `${message.to} is down`;
     else if (this.cutLinks.has(linkName(message.from, message.to))) reason = "link cut";
     if (reason !== null) {
-      this.print(`  drop ${description} (${reason})`);
+      this.print(`drop ${description} (${reason})`);
       // The transport knows when a snapshot did not get through and says so; plain messages are lost silently.
       if (message.type === MessageType.Snap && sender !== undefined && !sender.down) sender.node.reportSnapshot(message.to, false);
       return;
     }
     assert(target !== undefined);
-    if (announce) this.print(`  deliver ${description}`);
+    if (announce) this.print(`deliver ${description}`);
     target.node.step(message);
     if (message.type === MessageType.Snap && sender !== undefined && !sender.down) sender.node.reportSnapshot(message.to, true);
   }
@@ -413,7 +439,7 @@ export class ScenarioHarness {
     this.inFlight = this.inFlight.filter((message) => !matches(message));
     if (selected.length === 0) this.print("no messages match");
     for (const message of selected) {
-      if (drop) this.print(`  drop ${formatMessage(message, this.implementation)} (by the script)`);
+      if (drop) this.print(`drop ${formatMessage(message, this.implementation)} (by the script)`);
       else this.deliver(message, true);
     }
   }
@@ -902,7 +928,9 @@ export function formatEntry(entry: Entry, implementation: RaftImplementation): s
   const position = `${entry.term}:${entry.index}`;
   if (entry.type === EntryType.ConfChange) return `${position}=conf(${formatConfChange(implementation.decodeConfChange(entry.data))})`;
   if (entry.data.length === 0) return position;
-  return `${position}=${decoder.decode(entry.data)}`;
+  const data = decoder.decode(entry.data);
+  // Entries of a log written by the `log` command carry their own position as data; don't print it twice.
+  return data === position ? position : `${position}=${data}`;
 }
 
 export function formatEntries(entries: readonly Entry[], implementation: RaftImplementation): string {
