@@ -57,6 +57,7 @@ export class Raft {
   messagesAfterPersist: Message[] = [];
   readStates: ReadState[] = [];
   droppedMessages = 0;
+  droppedForwardedProposals = 0;
 
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -443,6 +444,10 @@ export class Raft {
   /** Messages without a term: forwarded ReadIndex / TransferLeader and transport reports. */
   private stepLocal(m: Message): void {
     switch (m.type) {
+      case MessageType.Prop:
+        if (this.role === Role.Leader && m.from !== this.id) this.leaderForwardedProposal(m);
+        else this.droppedForwardedProposals++;
+        return;
       case MessageType.ReadIndex:
         if (this.role === Role.Leader) this.leaderReadIndex(m);
         else if (this.leader !== NO_NODE && m.from === this.id) this.send({ type: MessageType.ReadIndex, to: this.leader, term: 0, context: m.context });
@@ -709,6 +714,25 @@ export class Raft {
     if (!this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data }])) return this.refuse(RejectReason.UncommittedLimit);
     this.broadcastAppend();
     return { ok: true, index: this.log.lastIndex(), term: this.term };
+  }
+
+  proposeOrForward(data: Uint8Array): ProposeResult {
+    if (this.role === Role.Leader || this.leader === NO_NODE) return this.propose(data);
+    if (data.length > this.entryBytesMax) return this.refuse(RejectReason.TooLarge);
+    this.send({ type: MessageType.Prop, to: this.leader, term: 0, entries: [{ term: 0, index: 0, type: EntryType.Normal, data }] });
+    return { ok: true, index: 0, term: 0 };
+  }
+
+  /** A follower forwarded commands to us. */
+  private leaderForwardedProposal(m: Message): void {
+    for (const entry of m.entries) {
+      if (entry.type !== EntryType.Normal) continue; // only plain commands are forwarded
+      const result = this.propose(entry.data);
+      if (!result.ok) {
+        this.droppedForwardedProposals++;
+        this.logger.info(`${this.describe()} drops a command forwarded by ${m.from}: ${result.reason}`);
+      }
+    }
   }
 
   proposeConfChange(change: ConfChange): ProposeResult {

@@ -33,6 +33,27 @@ describe("RawNode in a perfect network", () => {
     expect(cluster.member(2).node.propose(text("x"))).toEqual({ ok: false, reason: RejectReason.NotLeader, leader: 1n });
   });
 
+  it("forwards a command proposed at a follower to the leader, which commits it", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    expect(cluster.member(2).node.proposeOrForward(text("via-2"))).toEqual({ ok: true, index: 0, term: 0 });
+    cluster.stabilize();
+    for (const id of [1, 2, 3]) expect(cluster.appliedData(id)).toEqual(["via-2"]);
+  });
+
+  it("a leader transferring leadership drops forwarded commands instead of appending them", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    cluster.isolate(3);
+    cluster.member(1).node.transferLeadership(nodeId(3));
+    cluster.stabilize();
+    cluster.member(2).node.proposeOrForward(text("dropped"));
+    cluster.stabilize();
+    expect(cluster.appliedData(1)).toEqual([]);
+  });
+
   it("serves a ReadIndex read at a follower at the leader's commit index", () => {
     const cluster = new TestCluster([1, 2, 3]);
     cluster.member(1).node.campaign();

@@ -17,7 +17,7 @@ const COMMITTED_BYTES_PER_READY_MAX = 64 * 1024 * 1024;
 
 /** Message types that only the node itself may produce: one arriving from the network is dropped. */
 const LOCAL_ONLY = new Set<MessageType>([
-  MessageType.Hup, MessageType.Beat, MessageType.Prop, MessageType.Unreachable, MessageType.SnapStatus, MessageType.CheckQuorum,
+  MessageType.Hup, MessageType.Beat, MessageType.Unreachable, MessageType.SnapStatus, MessageType.CheckQuorum,
 ]);
 
 interface InFlight {
@@ -75,6 +75,10 @@ export class RawNode implements RaftNode {
 
   propose(data: Uint8Array): ProposeResult {
     return this.raft.propose(data);
+  }
+
+  proposeOrForward(data: Uint8Array): ProposeResult {
+    return this.raft.proposeOrForward(data);
   }
 
   proposeConfChange(change: ConfChange): ProposeResult {

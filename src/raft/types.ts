@@ -316,6 +316,14 @@ export interface RaftNode {
   step(message: Message): void;
   /** Append a command at the leader. Only the leader accepts; others refuse with NotLeader and a leader hint. */
   propose(data: Uint8Array): ProposeResult;
+  /**
+   * Like propose() at the leader; at a follower with a known leader, forwards
+   * the command to it (as etcd does) and answers { ok: true, index: 0, term: 0 }:
+   * the caller learns the outcome when an entry carrying its own request id is
+   * applied, or times out (the outcome is then unknown). A leader that cannot
+   * accept a forwarded command drops and counts it.
+   */
+  proposeOrForward(data: Uint8Array): ProposeResult;
   /** Propose a membership change (one at a time; refused while another is pending). */
   proposeConfChange(change: ConfChange): ProposeResult;
   /**
