@@ -390,4 +390,20 @@ describe("peer transport lifetime", () => {
     expect(() => a.transport.addPeer(NODE_3, b.transport.url)).toThrow(TransportClosedError);
     await waitFor(() => b.transport.peerStats(a.id)?.state !== "connected", "the peer noticed the close");
   });
+
+  it("leaves no sockets, servers or timers behind once closed", async () => {
+    const handles = (): number => process.getActiveResourcesInfo().filter((name) => /TCP|Timeout|TLS/.test(name)).length;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const before = handles();
+    const nodes = await Promise.all([startNode(NODE_1), startNode(NODE_2), startNode(NODE_3)]);
+    connectAll(nodes);
+    // One peer that never answers keeps a link in backoff, with its timer armed.
+    nodes[0].transport.addPeer(nodeId(0x77), "http://127.0.0.1:1");
+    for (const node of nodes) await untilConnected(node, nodes[(nodes.indexOf(node) + 1) % 3].id);
+    nodes[0].transport.send(heartbeat(NODE_1, NODE_2, 1));
+    expect(handles()).toBeGreaterThan(before);
+    await Promise.all(nodes.map((node) => node.transport.close()));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(handles()).toBeLessThanOrEqual(before);
+  });
 });
