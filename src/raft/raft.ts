@@ -697,7 +697,14 @@ export class Raft {
     return { ok: false, reason, leader: this.leader };
   }
 
+  /** Not in a configuration that has members (a node that has not joined yet has an empty one). */
+  private removedFromConfig(): boolean {
+    const members = this.tracker.memberIds();
+    return members.length > 0 && !members.includes(this.id);
+  }
+
   private checkProposable(dataBytes: number): RejectReason | null {
+    if (this.removedFromConfig()) return RejectReason.Removed;
     if (this.role !== Role.Leader) {
       if (this.leader === NO_NODE) return RejectReason.NoLeader;
       return RejectReason.NotLeader;
