@@ -83,6 +83,7 @@ class FakeNode implements RaftNode {
     return { ok: false as const, reason: this.leader === NO_NODE ? RejectReason.NoLeader : RejectReason.NotLeader, leader: this.leader };
   }
   proposeConfChange() { return this.propose(); }
+  proposeOrForward() { return this.propose(); }
   readIndex() { return { ok: true as const }; }
   transferLeadership() { /* not modelled */ }
   applyConfChange(_change: ConfChange) { return emptyConf; }

@@ -499,8 +499,14 @@ export class ScenarioHarness {
 
   propose(args: Arguments): void {
     const harness = this.liveNode(args.positionalNode(0));
-    const data = args.positional(1, "data");
-    this.print(formatProposeResult(harness.node.propose(encoder.encode(data))));
+    const data = encoder.encode(args.positional(1, "data"));
+    if (!args.hasWord("forward")) {
+      this.print(formatProposeResult(harness.node.propose(data)));
+      return;
+    }
+    const result = harness.node.proposeOrForward(data);
+    // A forwarded command has no index yet: the caller learns its fate when (and if) it is applied.
+    this.print(result.ok && result.index === 0 ? `forwarded to ${harness.node.status().leader}` : formatProposeResult(result));
   }
 
   proposeConfChange(args: Arguments): void {
@@ -977,6 +983,9 @@ export function formatMessage(message: Message, implementation: RaftImplementati
       break;
     case MessageType.Snap:
       if (message.snapshot !== null) text += ` snapshot=${formatSnapshot(message.snapshot)}`;
+      break;
+    case MessageType.Prop:
+      text += ` [${formatEntries(message.entries, implementation)}]`;
       break;
     case MessageType.ReadIndexResp:
       text += ` index=${message.index}`;
