@@ -24,7 +24,7 @@
  * snapshot data) are views into the input buffer, not copies.
  */
 import { assert } from "../lib/assert.js";
-import type { GroupId, NodeId } from "../lib/ids.js";
+import { MAX_UINT64, type GroupId, type NodeId } from "../lib/ids.js";
 import { EntryType, MessageType, type ConfState, type Entry, type Message, type Snapshot } from "../raft/types.js";
 import { MessageDecodeError } from "./errors.js";
 
@@ -70,11 +70,12 @@ export function encodedMessageBytes(message: Message): number {
 
 /** Writes the message at `offset` and returns the offset just past it. The buffer must have room (see encodedMessageBytes). */
 export function encodeMessageInto(message: Message, buffer: Buffer, offset: number): number {
-  assert(isWireMessageType(message.type), () => `message type ${message.type} does not travel between nodes`);
+  if (!isWireMessageType(message.type)) assert(false, `message type ${message.type} does not travel between nodes`);
   let at = offset;
-  at = buffer.writeUInt8(message.type, at);
-  at = buffer.writeUInt8((message.reject ? FLAG_REJECT : 0) | (message.snapshot !== null ? FLAG_SNAPSHOT : 0), at);
-  at = buffer.writeUInt32BE(message.group, at);
+  assert(Number.isInteger(message.group) && message.group >= 0 && message.group <= 0xffff_ffff, "group id must be a uint32");
+  at = writeUint8(buffer, at, message.type);
+  at = writeUint8(buffer, at, (message.reject ? FLAG_REJECT : 0) | (message.snapshot !== null ? FLAG_SNAPSHOT : 0));
+  at = writeUint32(buffer, at, message.group);
   at = writeId(buffer, at, message.to);
   at = writeId(buffer, at, message.from);
   at = writeCount(buffer, at, message.term);
@@ -84,12 +85,12 @@ export function encodeMessageInto(message: Message, buffer: Buffer, offset: numb
   at = writeCount(buffer, at, message.rejectHint);
   at = writeBytes(buffer, at, message.context);
   const entries = message.entries;
-  at = buffer.writeUInt32BE(entries.length, at);
+  at = writeUint32(buffer, at, entries.length);
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
     at = writeCount(buffer, at, entry.term);
     at = writeCount(buffer, at, entry.index);
-    at = buffer.writeUInt8(entry.type, at);
+    at = writeUint8(buffer, at, entry.type);
     at = writeBytes(buffer, at, entry.data);
   }
   if (message.snapshot !== null) at = writeSnapshot(buffer, at, message.snapshot);
@@ -190,7 +191,7 @@ function writeSnapshot(buffer: Buffer, offset: number, snapshot: Snapshot): numb
   const conf = metadata.confState;
   let at = writeCount(buffer, offset, metadata.index);
   at = writeCount(buffer, at, metadata.term);
-  at = buffer.writeUInt8(conf.autoLeave ? 1 : 0, at);
+  at = writeUint8(buffer, at, conf.autoLeave ? 1 : 0);
   at = writeIds(buffer, at, conf.voters);
   at = writeIds(buffer, at, conf.votersOutgoing);
   at = writeIds(buffer, at, conf.learners);
@@ -198,39 +199,74 @@ function writeSnapshot(buffer: Buffer, offset: number, snapshot: Snapshot): numb
   return writeBytes(buffer, at, snapshot.data);
 }
 
-function writeCount(buffer: Buffer, offset: number, value: number): number {
-  assert(Number.isSafeInteger(value) && value >= 0, () => `term/index must be a non-negative safe integer, got ${value}`);
-  // Two 32-bit halves: no bigint is made for the common numeric fields.
-  buffer.writeUInt32BE(Math.floor(value / TWO_TO_32), offset);
-  buffer.writeUInt32BE(value >>> 0, offset + 4);
-  return offset + 8;
+// Byte-level writers: Buffer's writeUInt32BE and writeBigUInt64BE range-check
+// and (for bigint) allocate on every call; these fields are validated once
+// by the asserts below, so plain index stores are enough.
+function writeUint8(buffer: Buffer, offset: number, value: number): number {
+  buffer[offset] = value;
+  return offset + 1;
 }
 
+function writeUint32(buffer: Buffer, offset: number, value: number): number {
+  buffer[offset] = value >>> 24;
+  buffer[offset + 1] = value >>> 16;
+  buffer[offset + 2] = value >>> 8;
+  buffer[offset + 3] = value;
+  return offset + 4;
+}
+
+function writeCount(buffer: Buffer, offset: number, value: number): number {
+  // No message closure here: this runs several times per message and must not allocate.
+  if (!(Number.isSafeInteger(value) && value >= 0)) assert(false, `term/index must be a non-negative safe integer, got ${value}`);
+  // Two 32-bit halves: no bigint is made for the common numeric fields.
+  writeUint32(buffer, offset, Math.floor(value / TWO_TO_32));
+  return writeUint32(buffer, offset + 4, value >>> 0);
+}
+
+/**
+ * Splitting a bigint into words allocates; a node talks to a handful of
+ * peers, so the last few ids seen are remembered with their words.
+ */
+const ID_CACHE_SIZE = 8;
+const cachedIds: bigint[] = new Array(ID_CACHE_SIZE).fill(-1n);
+const cachedHigh = new Uint32Array(ID_CACHE_SIZE);
+const cachedLow = new Uint32Array(ID_CACHE_SIZE);
+let cacheNext = 0;
+
 function writeId(buffer: Buffer, offset: number, id: bigint): number {
-  // writeBigUInt64BE range-checks: a negative or >64-bit id throws.
-  return buffer.writeBigUInt64BE(id, offset);
+  for (let i = 0; i < ID_CACHE_SIZE; i++) {
+    if (cachedIds[i] === id) {
+      writeUint32(buffer, offset, cachedHigh[i]);
+      return writeUint32(buffer, offset + 4, cachedLow[i]);
+    }
+  }
+  if (!(id >= 0n && id <= MAX_UINT64)) assert(false, `node id out of 64-bit range: ${id}`);
+  const slot = cacheNext;
+  cacheNext = (cacheNext + 1) % ID_CACHE_SIZE;
+  cachedIds[slot] = id;
+  cachedHigh[slot] = Number(id >> 32n);
+  cachedLow[slot] = Number(id & 0xffff_ffffn);
+  writeUint32(buffer, offset, cachedHigh[slot]);
+  return writeUint32(buffer, offset + 4, cachedLow[slot]);
 }
 
 function writeIds(buffer: Buffer, offset: number, ids: readonly bigint[]): number {
-  let at = buffer.writeUInt32BE(ids.length, offset);
+  let at = writeUint32(buffer, offset, ids.length);
   for (let i = 0; i < ids.length; i++) at = writeId(buffer, at, ids[i]);
   return at;
 }
 
 function writeBytes(buffer: Buffer, offset: number, bytes: Uint8Array): number {
-  const at = buffer.writeUInt32BE(bytes.length, offset);
-  buffer.set(bytes, at);
+  const at = writeUint32(buffer, offset, bytes.length);
+  if (bytes.length > 0) buffer.set(bytes, at);
   return at + bytes.length;
 }
 
 /** A bounds-checked cursor; every read that would run past the end throws MessageDecodeError. */
 class Reader {
   offset = 0;
-  private readonly view: DataView;
 
-  constructor(private readonly buffer: Uint8Array) {
-    this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  }
+  constructor(private readonly buffer: Uint8Array) {}
 
   get remaining(): number {
     return this.buffer.length - this.offset;
@@ -240,22 +276,27 @@ class Reader {
     if (this.remaining < bytes) throw new MessageDecodeError(`message truncated reading ${field}`);
   }
 
+  private word(at: number): number {
+    const bytes = this.buffer;
+    return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+  }
+
   u8(field: string): number {
     this.need(1, field);
-    return this.view.getUint8(this.offset++);
+    return this.buffer[this.offset++];
   }
 
   u32(field: string): number {
     this.need(4, field);
-    const value = this.view.getUint32(this.offset);
+    const value = this.word(this.offset);
     this.offset += 4;
     return value;
   }
 
   count(field: string): number {
     this.need(8, field);
-    const high = this.view.getUint32(this.offset);
-    const low = this.view.getUint32(this.offset + 4);
+    const high = this.word(this.offset);
+    const low = this.word(this.offset + 4);
     this.offset += 8;
     if (high > SAFE_HIGH_WORD_MAX) throw new MessageDecodeError(`${field} exceeds 2^53 - 1`);
     return high * TWO_TO_32 + low;
@@ -263,9 +304,10 @@ class Reader {
 
   id(field: string): NodeId {
     this.need(8, field);
-    const value = this.view.getBigUint64(this.offset);
+    const high = this.word(this.offset);
+    const low = this.word(this.offset + 4);
     this.offset += 8;
-    return value as NodeId;
+    return idFromWords(high, low);
   }
 
   ids(field: string): NodeId[] {
@@ -279,8 +321,25 @@ class Reader {
   bytes(field: string): Uint8Array {
     const length = this.u32(`${field} length`);
     if (length > this.remaining) throw new MessageDecodeError(`${field} length ${length} exceeds the ${this.remaining} bytes left`);
+    if (length === 0) return EMPTY_BYTES;
     const bytes = this.buffer.subarray(this.offset, this.offset + length);
     this.offset += length;
     return bytes;
   }
+}
+
+/** Shared by every empty byte field a decoder returns (most contexts, no-op entries): a view costs an allocation. */
+const EMPTY_BYTES = new Uint8Array(0);
+
+function idFromWords(high: number, low: number): NodeId {
+  for (let i = 0; i < ID_CACHE_SIZE; i++) {
+    if (cachedHigh[i] === high && cachedLow[i] === low && cachedIds[i] >= 0n) return cachedIds[i] as NodeId;
+  }
+  const id = (BigInt(high) << 32n) | BigInt(low);
+  const slot = cacheNext;
+  cacheNext = (cacheNext + 1) % ID_CACHE_SIZE;
+  cachedIds[slot] = id;
+  cachedHigh[slot] = high;
+  cachedLow[slot] = low;
+  return id as NodeId;
 }
