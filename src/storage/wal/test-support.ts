@@ -40,3 +40,43 @@ export function memoryFileSystem(): MemoryFileSystem {
 export function plain(entries: readonly Entry[]): Array<{ index: number; term: number; type: number; data: number[] }> {
   return entries.map((entry) => ({ index: entry.index, term: entry.term, type: entry.type, data: [...entry.data] }));
 }
+
+/** Everything a WAL holds, as plain data, for comparing two WALs. */
+export function dumpWal(wal: Wal): unknown {
+  return wal.groupIds().map((group) => {
+    const first = wal.firstIndex(group);
+    const last = wal.lastIndex(group);
+    return {
+      group,
+      hardState: wal.hardState(group),
+      snapshot: wal.snapshotMetadata(group),
+      firstIndex: first,
+      lastIndex: last,
+      entries: plain(wal.entries(group, first, last + 1)),
+    };
+  });
+}
+
+/** A new in-memory file system holding durable copies of `source`'s files. */
+export function copyFileSystem(source: MemoryFileSystem, change?: (path: string, bytes: Uint8Array) => Uint8Array): MemoryFileSystem {
+  const copy = new MemoryFileSystem();
+  void copy.mkdir("/wal");
+  for (const path of source.listFiles()) {
+    const bytes = source.readFile(path);
+    copy.writeFile(path, change ? change(path, bytes) : bytes);
+  }
+  return copy;
+}
+
+/** Offsets of the records in a segment's bytes, with the end of the last one appended. */
+export function recordOffsets(bytes: Uint8Array): number[] {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const offsets: number[] = [];
+  let at = 64;
+  while (at + 16 <= view.length && view[at + 8] !== 0) {
+    offsets.push(at);
+    at += 16 + view.readUInt32LE(at + 4);
+  }
+  offsets.push(at);
+  return offsets;
+}

@@ -24,9 +24,11 @@
  *
  * Recovery, on open: every record of every segment is read and checked. A
  * bad record in the last segment followed by nothing but zeros or the end of
- * the file is a torn write: it is cut off (zeroed on disk) and logged. A bad
- * or impossible record anywhere else refuses to open with an error naming the
- * file and byte offset; `repair: true` cuts there instead and reports the loss.
+ * the file (counting from where its length says it ends, and with no whole
+ * record anywhere after it) is a torn write: it is cut off (zeroed on disk)
+ * and logged. A bad or impossible record anywhere else refuses to open with an
+ * error naming the file and byte offset; `repair: true` cuts there instead and
+ * reports the loss.
  *
  * On-disk format: see record-codec.ts.
  */
@@ -619,12 +621,6 @@ export class Wal {
   private async start(): Promise<void> {
     await this.fileSystem.mkdir(this.directory);
     const names = await this.fileSystem.readdir(this.directory);
-    for (const name of names) {
-      // A segment still under its temporary name was never installed: nothing in it counts.
-      if (SEGMENT_NAME.test(name.slice(0, -TEMPORARY_SUFFIX.length)) && name.endsWith(TEMPORARY_SUFFIX)) {
-        await this.fileSystem.unlink(posix.join(this.directory, name));
-      }
-    }
     const sequences = names.map((name) => SEGMENT_NAME.exec(name)).filter((match) => match !== null).map((match) => Number(match[1])).sort((a, b) => a - b);
     for (let k = 1; k < sequences.length; k++) {
       if (sequences[k] !== sequences[0] + k) throw new WalMissingSegmentError(this.directory, sequences[0] + k);
@@ -635,6 +631,13 @@ export class Wal {
       this.report = { groups: new Map(), segments: 0, records: 0, tornTail: null, repaired: null };
     } else {
       this.report = await this.recover(sequences);
+    }
+    // Removed only once recovery has accepted the WAL: a refused start changes nothing on disk.
+    for (const name of names) {
+      // A segment still under its temporary name was never installed: nothing in it counts.
+      if (name.endsWith(TEMPORARY_SUFFIX) && SEGMENT_NAME.test(name.slice(0, -TEMPORARY_SUFFIX.length))) {
+        await this.fileSystem.unlink(posix.join(this.directory, name));
+      }
     }
     this.prepareNext();
   }
@@ -670,7 +673,10 @@ export class Wal {
       const lastNonZero = findLastNonZero(buffer, offset, size);
       const isLast = k === sequences.length - 1;
       const cut: TailCut = { file: path, offset, reason, bytesDropped: lastNonZero + 1 - offset, segmentsDropped: [] };
-      if (formatError && isLast && findLastNonZero(buffer, claimedEnd, size) < 0) {
+      // A torn write leaves a partial record and then the preallocated zeros. A damaged length can make a
+      // record in the middle look like that too, so a whole record found further on rules a torn tail out.
+      const torn = formatError && isLast && findLastNonZero(buffer, claimedEnd, size) < 0 && !hasRecordAfter(buffer, offset + 1, size);
+      if (torn) {
         await this.zeroTail(handle, offset, lastNonZero + 1);
         tornTail = cut;
         this.logger.warn(`cut a torn write off the end of ${path} at byte offset ${offset} (${cut.bytesDropped} bytes): ${reason}`);
@@ -822,6 +828,23 @@ class RecordReader {
     this.recordOffset = recordOffset;
     this.record = record;
   }
+}
+
+/** Whether a record with a valid header and CRC starts anywhere in [from, end). */
+function hasRecordAfter(buffer: Buffer, from: number, end: number): boolean {
+  for (let at = from; at + RECORD_HEADER_BYTES <= end; at++) {
+    const type = buffer[at + 8];
+    // Cheap filters first: zeros (the common case past a torn write) fail the type test at once.
+    if (type < RecordType.Entries || type > RecordType.SnapshotMarker || buffer[at + 9] !== 0 || buffer[at + 10] !== 0 || buffer[at + 11] !== 0) continue;
+    if (buffer.readUInt32LE(at + 4) > end - at - RECORD_HEADER_BYTES) continue;
+    try {
+      readRecordHeader(buffer, at, end);
+      return true;
+    } catch (error) {
+      if (!(error instanceof RecordFormatError)) throw error;
+    }
+  }
+  return false;
 }
 
 function isZero(buffer: Buffer, from: number, to: number): boolean {
