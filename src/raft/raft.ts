@@ -99,7 +99,8 @@ export class Raft {
 
     this.log = new RaftLog(config.storage);
     const { hardState, confState } = config.storage.initialState();
-    this.tracker = new ProgressTracker(configFromConfState(confState), config.inflightMessagesMax ?? limits.raftInflightMessagesMax, this.messageBytesMax * 8);
+    this.tracker = new ProgressTracker(configFromConfState(confState), config.inflightMessagesMax ?? limits.raftInflightMessagesMax,
+      config.inflightBytesMax ?? this.messageBytesMax * 8);
     this.tracker.jointIncomingOnly = this.faults.jointIncomingOnly === true;
     if (hardState.term > 0 || hardState.commit > 0) {
       assert(hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
@@ -186,6 +187,11 @@ export class Raft {
   /** Send appends to `to` until flow control pauses or there is nothing more to send. */
   private sendAppendsTo(to: NodeId): void {
     if (!this.maybeSendAppend(to, true)) return;
+    for (let i = 0; i < limits.raftInflightMessagesMax && this.maybeSendAppend(to, false); i++);
+  }
+
+  /** The acknowledgement freed flow-control room: fill it with entries, but send nothing empty. */
+  private sendMoreAppendsTo(to: NodeId): void {
     for (let i = 0; i < limits.raftInflightMessagesMax && this.maybeSendAppend(to, false); i++);
   }
 
@@ -609,7 +615,8 @@ export class Raft {
     } else if (progress.state === "replicate") progress.inflights.freeLE(m.index);
 
     if (this.maybeCommit()) this.onCommitAdvanced();
-    else this.sendAppendsTo(m.from);
+    else if (wasPaused) this.sendAppendsTo(m.from);
+    else this.sendMoreAppendsTo(m.from);
 
     if (m.from === this.leadTransferee && progress.match === this.log.lastIndex()) {
       this.logger.info(`${this.describe()} sends TimeoutNow to ${m.from}: it has caught up`);

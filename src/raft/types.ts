@@ -264,6 +264,8 @@ export interface RaftConfig {
   readonly readOnly?: "safe" | "lease";
   readonly messageBytesMax?: number;
   readonly inflightMessagesMax?: number;
+  /** Bytes of append messages in flight to one follower (default 8 × messageBytesMax). */
+  readonly inflightBytesMax?: number;
   readonly uncommittedBytesMax?: number;
   readonly entryBytesMax?: number;
   /** Source of randomness for election timeouts. */
