@@ -1,13 +1,13 @@
-import { connect } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { crc32c } from "../lib/crc32c.js";
 import { clusterId, nodeId, type ClusterId, type NodeId } from "../lib/ids.js";
 import { createPrng } from "../lib/prng.js";
 import { MessageType, type Message } from "../raft/types.js";
 import { encodeMessage } from "./codec.js";
-import { HandshakeRefusedError, SnapshotBusyError, SnapshotSendError, TransportClosedError, UnknownPeerError } from "./errors.js";
+import { HandshakeRefusedError, HandshakeRejectedError, SnapshotBusyError, SnapshotSendError, TransportClosedError, UnknownPeerError } from "./errors.js";
 import { encodeFrame, FrameType } from "./frame.js";
-import { ConnectionKind, encodeHello, PROTOCOL_VERSION, RefuseCode } from "./handshake.js";
+import { ConnectionKind, encodeAccept, encodeHello, PROTOCOL_VERSION, RefuseCode } from "./handshake.js";
 import { PeerTransport, type PeerTransportOptions } from "./peer-transport.js";
 import { makeEntries, makeMessage, NODE_1, NODE_2, NODE_3, RecordingLogger, waitFor } from "./test-helpers.js";
 
@@ -97,6 +97,22 @@ describe("peer transport messaging", () => {
       }
       expect(node.transport.stats().messagesReceived).toBe(2 * perPair);
     }
+  });
+
+  it("keeps writing batches after each write completes when one batch cannot hold the queue", async () => {
+    const [a, b] = await Promise.all([startNode(NODE_1, { tuning: { batchBytesMax: 2_000 } }), startNode(NODE_2)]);
+    a.transport.addPeer(b.id, b.transport.url);
+    await untilConnected(a, b.id);
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 100; i++) a.transport.send(heartbeat(a.id, b.id, round * 100 + i));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => b.inbox.length === 2_000, "all messages delivered");
+    expect(b.inbox.map((message) => message.commit)).toEqual(Array.from({ length: 2_000 }, (_, i) => i));
+    const stats = a.transport.peerStats(b.id);
+    // 75-byte frames, at most 2000 bytes per write: at least 26 messages per write, never more than the budget allows.
+    expect(stats?.writes).toBeGreaterThanOrEqual(Math.ceil(stats!.bytesSent / 2_000));
+    expect(stats?.writes).toBeLessThan(2_000 / 20);
   });
 
   it("drops and counts messages once a peer's queue is full, and tells Raft once", async () => {
@@ -209,6 +225,31 @@ describe("peer transport handshake", () => {
     await expectRefused(a, b, b.id, RefuseCode.VersionMismatch, /protocol version mismatch/);
   });
 
+  it("refuses a listener that answers as another node, telling it why", async () => {
+    const a = await startNode(NODE_1);
+    const received: Buffer[] = [];
+    const impostor = createServer((socket) => {
+      socket.on("data", (chunk) => {
+        received.push(chunk);
+        if (received.length === 1) socket.write(encodeFrame(FrameType.Accept, encodeAccept({ version: PROTOCOL_VERSION, clusterId: CLUSTER, nodeId: NODE_3 })));
+      });
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = impostor.address() as AddressInfo;
+      a.transport.addPeer(NODE_2, `http://127.0.0.1:${port}`);
+      await waitFor(() => a.refusals.length > 0, "the dialer's refusal");
+      expect(a.refusals[0].error).toBeInstanceOf(HandshakeRejectedError);
+      expect(a.refusals[0].error.message).toMatch(/expected node fd422379fda50e48 but node 3 answered/);
+      expect(a.logger.find(/wrong node/, "error")).toBeDefined();
+      // The impostor was told too: after our Hello it received a Refuse frame naming the problem.
+      await waitFor(() => Buffer.concat(received).includes(Buffer.from("wrong node")), "the refusal sent to the listener");
+    } finally {
+      impostor.close();
+    }
+  });
+
   it("keeps retrying a refusing peer with backoff and logs the same reason only once", async () => {
     const [a, b] = await Promise.all([startNode(NODE_1, { cluster: clusterId(0xbad) }), startNode(NODE_2)]);
     a.transport.addPeer(b.id, b.transport.url);
@@ -267,6 +308,18 @@ describe("peer transport on hostile input", () => {
     await rawExchange(b.transport.url, Buffer.concat([hello, impostor]));
     await waitFor(() => b.logger.find(/on the connection of node/, "warn") !== undefined, "the impostor logged");
     expect(b.inbox).toHaveLength(1);
+  });
+
+  it("turns away connections beyond the inbound cap", async () => {
+    const b = await startNode(NODE_2, { tuning: { inboundConnectionsMax: 2, handshakeTimeoutMs: 1_000 } });
+    const { port } = new URL(b.transport.url);
+    const sockets = Array.from({ length: 3 }, () => connect({ host: "127.0.0.1", port: Number(port) }).on("error", () => {}));
+    try {
+      await waitFor(() => b.transport.stats().inboundRefused === 1, "the third connection refused");
+      expect(b.logger.find(/too many connections/, "warn")).toBeDefined();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
   });
 
   it("closes a connection that never completes its handshake", async () => {
@@ -340,6 +393,25 @@ describe("peer transport snapshots", () => {
     expect(Math.max(...gaps)).toBeLessThan(500);
     expect(a.transport.peerStats(b.id)).toMatchObject({ snapshotsSent: 1, snapshotsFailed: 0 });
     expect(b.transport.stats().snapshotsReceived).toBe(1);
+  });
+
+  it("gives up on a receiver that stops taking data", async () => {
+    const a = await startNode(NODE_1, { tuning: { snapshotStallTimeoutMs: 200 } });
+    let release: () => void = () => {};
+    const b = await startNode(NODE_2, {
+      tuning: { snapshotBufferBytesMax: 64 * 1024, snapshotStallTimeoutMs: 600 },
+      onSnapshot: (_message, data) => new Promise<void>((resolve) => {
+        release = resolve;
+        void data;
+      }),
+    });
+    a.transport.addPeer(b.id, b.transport.url);
+    const started = performance.now();
+    await expect(a.transport.sendSnapshot(snapMessage(a.id, b.id), generate(64 * 1024 * 1024, 1024 * 1024, 1))).rejects.toThrow(/took no data for 200 ms/);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    await waitFor(() => b.transport.stats().snapshotsReceiveFailed === 1, "the receiver gave up too");
+    expect(b.logger.find(/consumer took no data for 600 ms/, "warn")).toBeDefined();
+    release();
   });
 
   it("reports a snapshot the receiver refuses, a source that fails, and a second snapshot to a busy peer", async () => {

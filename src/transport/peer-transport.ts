@@ -56,6 +56,8 @@ export interface TransportTuning {
   readonly snapshotChunkBytes: number;
   /** Snapshot bytes a receiver buffers ahead of its consumer before pausing the socket. */
   readonly snapshotBufferBytesMax: number;
+  /** How long either end of a snapshot stream waits for the other to take more data before giving up. */
+  readonly snapshotStallTimeoutMs: number;
   /** How long a sender waits, after the last byte, for the receiver to install the snapshot. */
   readonly snapshotResultTimeoutMs: number;
   /** Accepted connections at once (each peer uses one, plus one per snapshot). */
@@ -75,6 +77,7 @@ export const DEFAULT_TUNING: TransportTuning = {
   handshakeTimeoutMs: 5_000,
   snapshotChunkBytes: 1024 * 1024,
   snapshotBufferBytesMax: 8 * 1024 * 1024,
+  snapshotStallTimeoutMs: 30_000,
   snapshotResultTimeoutMs: 60_000,
   inboundConnectionsMax: 1024,
   closeGraceMs: 1_000,
@@ -141,7 +144,7 @@ export class PeerTransport {
   private readonly inboundMessages = new Map<NodeId, FramedSocket>();
   private readonly snapshotSends = new Map<NodeId, AbortController>();
   private boundPort = 0;
-  private inboundCount = 0;
+  private readonly rawInbound = new Set<Socket>();
   private closing = false;
   private serverClosed = false;
   private resolveClosed: () => void = () => {};
@@ -172,16 +175,28 @@ export class PeerTransport {
       if (serverOptions === undefined || serverOptions === null) {
         throw new TransportConfigError(`listening on ${options.listenUrl} needs --peer-cert-file and --peer-key-file`);
       }
-      const server = createTlsServer(serverOptions, (socket) => this.onInbound(socket));
+      const server = createTlsServer({ ...serverOptions, handshakeTimeout: this.tuning.handshakeTimeoutMs }, (socket) => this.onInbound(socket));
       server.on("tlsClientError", (error, socket: TLSSocket) => {
         this.counters.inboundRefused++;
-        this.logger.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: error.message },
-          `refused a peer connection: TLS handshake failed: ${error.message}`);
+        const reason = error.message.trim();
+        this.logger.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, `refused a peer connection: TLS handshake failed: ${reason}`);
       });
       this.server = server;
     } else {
       this.server = createTcpServer((socket) => this.onInbound(socket));
     }
+    // Raw sockets, tracked from accept on: a TLS connection is not a FramedSocket until its TLS handshake is done, but close() must still end it.
+    this.server.on("connection", (socket: Socket) => {
+      if (this.rawInbound.size >= this.tuning.inboundConnectionsMax) {
+        this.counters.inboundRefused++;
+        this.logger.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, inboundConnectionsMax: this.tuning.inboundConnectionsMax },
+          "refused a peer connection: too many connections");
+        socket.destroy();
+        return;
+      }
+      this.rawInbound.add(socket);
+      socket.once("close", () => this.rawInbound.delete(socket));
+    });
     this.server.on("error", (error) => this.logger.error({ reason: error.message }, `peer listener error: ${error.message}`));
   }
 
@@ -270,7 +285,8 @@ export class PeerTransport {
     try {
       const connection = await this.dial(peer, link.currentAddress, ConnectionKind.Snapshot, signal);
       const bytes = await sendSnapshotStream(connection, message, chunks, {
-        chunkBytes: this.tuning.snapshotChunkBytes, resultTimeoutMs: this.tuning.snapshotResultTimeoutMs, signal,
+        chunkBytes: this.tuning.snapshotChunkBytes, resultTimeoutMs: this.tuning.snapshotResultTimeoutMs,
+        stallTimeoutMs: this.tuning.snapshotStallTimeoutMs, signal,
       });
       link.countSnapshot(true);
       this.logger.info({ peer: formatId(peer), bytes, durationMs: Math.round(performance.now() - started) }, "sent snapshot to peer");
@@ -300,6 +316,7 @@ export class PeerTransport {
       this.peers.clear();
       for (const controller of this.snapshotSends.values()) controller.abort();
       for (const socket of this.sockets) socket.destroy(new TransportClosedError("transport closed"));
+      for (const socket of this.rawInbound) socket.destroy();
       if (this.server.listening) {
         this.server.close(() => {
           this.serverClosed = true;
@@ -446,14 +463,6 @@ export class PeerTransport {
       connection.refuse({ code: RefuseCode.ShuttingDown, reason: "node is shutting down" }, this.tuning.closeGraceMs);
       return;
     }
-    this.inboundCount++;
-    socket.once("close", () => this.inboundCount--);
-    if (this.inboundCount > this.tuning.inboundConnectionsMax) {
-      this.counters.inboundRefused++;
-      this.logger.warn({ remote }, "refused a peer connection: too many connections");
-      connection.refuse({ code: RefuseCode.TooManyConnections, reason: "too many connections" }, this.tuning.closeGraceMs);
-      return;
-    }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     const cancelTimer = connection.startTimer(this.tuning.handshakeTimeoutMs, () => {
@@ -541,6 +550,7 @@ export class PeerTransport {
       localNodeId: this.options.nodeId,
       peer,
       bufferBytesMax: this.tuning.snapshotBufferBytesMax,
+      stallTimeoutMs: this.tuning.snapshotStallTimeoutMs,
       graceMs: this.tuning.closeGraceMs,
       logger: this.logger,
       onSnapshot: this.options.onSnapshot,

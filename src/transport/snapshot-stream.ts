@@ -69,6 +69,8 @@ export function decodeSnapshotResult(payload: Buffer): SnapshotResult {
 export interface SnapshotSendOptions {
   readonly chunkBytes: number;
   readonly resultTimeoutMs: number;
+  /** A receiver that takes no data for this long is given up on (its consumer hung or its socket is stuck). */
+  readonly stallTimeoutMs: number;
   readonly signal?: AbortSignal;
 }
 
@@ -120,7 +122,7 @@ export async function sendSnapshotStream(
         const piece = chunk.subarray(start, Math.min(chunk.length, start + options.chunkBytes));
         checksum = crc32c(piece, checksum);
         totalBytes += piece.length;
-        if (!writeChunk(connection, piece)) await connection.waitForDrain();
+        if (!writeChunk(connection, piece)) await drainOrGiveUp(connection, options.stallTimeoutMs);
       }
       if (failure !== null) throw failure;
     }
@@ -135,6 +137,16 @@ export async function sendSnapshotStream(
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
     connection.destroy();
+  }
+}
+
+async function drainOrGiveUp(connection: FramedSocket, stallTimeoutMs: number): Promise<void> {
+  const cancel = connection.startTimer(stallTimeoutMs, () =>
+    connection.destroy(new TransportTimeoutError(`snapshot receiver took no data for ${stallTimeoutMs} ms`)));
+  try {
+    await connection.waitForDrain();
+  } finally {
+    cancel();
   }
 }
 
@@ -153,6 +165,8 @@ export interface SnapshotReceiveContext {
   readonly localNodeId: NodeId;
   readonly peer: NodeId;
   readonly bufferBytesMax: number;
+  /** A consumer that takes no data for this long while the socket is paused is given up on. */
+  readonly stallTimeoutMs: number;
   readonly graceMs: number;
   readonly logger: TransportLogger;
   readonly onSnapshot: (message: Message, data: AsyncIterable<Uint8Array>) => Promise<void>;
@@ -173,6 +187,21 @@ export function receiveSnapshotStream(connection: FramedSocket, context: Snapsho
   let handlerOutcome: Error | "complete" | null = null;
   let answered = false;
   const peer = formatId(context.peer);
+  let cancelStallTimer: (() => void) | null = null;
+  const pause = (): void => {
+    connection.socket.pause();
+    // A paused socket does not even notice the sender hanging up, so a hung consumer needs a clock of its own.
+    cancelStallTimer ??= connection.startTimer(context.stallTimeoutMs, () => {
+      const error = new TransportTimeoutError(`snapshot consumer took no data for ${context.stallTimeoutMs} ms`);
+      queue?.fail(error);
+      connection.destroy(error);
+    });
+  };
+  const resume = (): void => {
+    cancelStallTimer?.();
+    cancelStallTimer = null;
+    connection.socket.resume();
+  };
 
   const answer = (): void => {
     if (answered || connection.closed) return;
@@ -210,7 +239,7 @@ export function receiveSnapshotStream(connection: FramedSocket, context: Snapsho
       if (message.from !== context.peer || message.to !== context.localNodeId) {
         throw new ProtocolViolationError(`snapshot header from ${formatId(message.from)} to ${formatId(message.to)} on a connection from ${peer}`);
       }
-      queue = new ChunkQueue(context.bufferBytesMax, () => connection.socket.resume());
+      queue = new ChunkQueue(context.bufferBytesMax, resume);
       startHandler(message, queue);
       return;
     }
@@ -218,7 +247,7 @@ export function receiveSnapshotStream(connection: FramedSocket, context: Snapsho
     if (type === FrameType.SnapshotChunk) {
       totalBytes += payload.length;
       checksum = crc32c(payload, checksum);
-      if (!queue.push(payload)) connection.socket.pause();
+      if (!queue.push(payload)) pause();
       return;
     }
     if (type === FrameType.SnapshotEnd) {
