@@ -66,6 +66,13 @@ export interface TransportTuning {
   readonly closeGraceMs: number;
 }
 
+/**
+ * TCP keepalive on every peer connection: a peer that vanished without a FIN
+ * (power loss, a dropped route) is otherwise noticed only when a write
+ * times out, which can take many minutes on an idle inbound connection.
+ */
+const KEEPALIVE_DELAY_MS = 10_000;
+
 export const DEFAULT_TUNING: TransportTuning = {
   queueMessagesMax: limits.peerQueueMessagesMax,
   queueBytesMax: limits.peerQueueBytesMax,
@@ -425,7 +432,7 @@ export class PeerTransport {
       const cancelTimer = connection.startTimer(this.tuning.dialTimeoutMs, () =>
         finish(new TransportTimeoutError(`no handshake from ${formatPeerUrl(address)} within ${this.tuning.dialTimeoutMs} ms`)));
       socket.once(address.secure ? "secureConnect" : "connect", () => {
-        socket.setKeepAlive(true, 10_000);
+        socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
         connection.writeFrame(FrameType.Hello, encodeHello({
           version: this.identity.version, kind, clusterId: this.identity.clusterId, sender: this.identity.nodeId, receiver: peer,
         }));
@@ -464,7 +471,7 @@ export class PeerTransport {
       return;
     }
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, 10_000);
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     const cancelTimer = connection.startTimer(this.tuning.handshakeTimeoutMs, () => {
       this.counters.inboundRefused++;
       this.logger.warn({ remote }, `closed a peer connection: no handshake within ${this.tuning.handshakeTimeoutMs} ms`);
