@@ -2,6 +2,15 @@
  * The peer transport: Raft messages between the nodes of a cluster over TCP
  * or TLS, with a checked handshake, bounded queues, batching, reconnects and
  * snapshots on connections of their own.
+ *
+ * Wiring it to a Raft node (the server layer's job):
+ *   onMessage(m)       → route by m.group, then raft.step(m)
+ *   onUnreachable(id)  → raft.reportUnreachable(id) for every group
+ *   Ready.messages     → transport.send(m) for each (Snap messages instead go
+ *                        through sendSnapshot(m, chunks), then
+ *                        raft.reportSnapshot(m.to, ok) with the outcome)
+ *   onSnapshot(m, data)→ install the image from data, then step(m); resolve
+ *                        only once it is durable, the sender is told "ok".
  */
 export {
   PeerTransport, DEFAULT_TUNING, type PeerTransportOptions, type TransportTuning, type TransportStats,
