@@ -13,12 +13,21 @@
 import { PendingWrites, overlay, sizeAfter, type PendingOperation } from "./pending-writes.js";
 import type { FileHandle, FileSystem, OpenOptions } from "./file-system.js";
 
+export interface PowerCutOptions {
+  /**
+   * Extra time every sync() takes before it starts, standing in for a slow
+   * disk: it widens the window in which a process can die with writes that
+   * were handed over but are not yet durable.
+   */
+  readonly syncDelayMs?: number;
+}
+
 class PowerCutFileHandle implements FileHandle {
   private readonly pending = new PendingWrites();
   /** Operations a running sync() has taken but may not have written yet: still visible to reads. */
   private syncing: PendingOperation[] = [];
 
-  constructor(private readonly inner: FileHandle) {}
+  constructor(private readonly inner: FileHandle, private readonly syncDelayMs: number) {}
 
   get path(): string {
     return this.inner.path;
@@ -45,6 +54,7 @@ class PowerCutFileHandle implements FileHandle {
   async sync(): Promise<void> {
     const operations = this.pending.take();
     this.syncing = this.syncing.concat(operations);
+    if (this.syncDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.syncDelayMs));
     for (const operation of operations) {
       if (operation.kind === "write") await this.inner.write(operation.data, operation.position);
       else await this.inner.truncate(operation.size);
@@ -75,10 +85,10 @@ class PowerCutFileHandle implements FileHandle {
 }
 
 export class PowerCutFileSystem implements FileSystem {
-  constructor(private readonly inner: FileSystem) {}
+  constructor(private readonly inner: FileSystem, private readonly options: PowerCutOptions = {}) {}
 
   async open(path: string, options: OpenOptions): Promise<FileHandle> {
-    return new PowerCutFileHandle(await this.inner.open(path, options));
+    return new PowerCutFileHandle(await this.inner.open(path, options), this.options.syncDelayMs ?? 0);
   }
 
   rename(from: string, to: string): Promise<void> {
