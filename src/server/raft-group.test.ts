@@ -1,0 +1,86 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { nodeId } from "../lib/ids.js";
+import { ConfChangeTransition, ConfChangeType } from "../raft/mod.js";
+import { NoLeaderError, RequestTimeoutError } from "./errors.js";
+import { InProcessCluster } from "./test-support.js";
+
+const command = (text: string) => new TextEncoder().encode(text);
+let cluster: InProcessCluster | null = null;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = null;
+});
+
+describe("RaftGroup runtime", () => {
+  it("elects a leader, applies a write proposed at the leader and one forwarded by a follower, on every member", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3]);
+    const leader = await cluster.waitForLeader();
+    expect(await leader.group.propose(command("a=1"))).toBe(null);
+    const follower = [...cluster.members.values()].find((member) => member !== leader)!;
+    expect(await follower.group.propose(command("a=2"))).toBe("1");
+    for (const member of cluster.members.values()) {
+      await member.group.waitApplied(leader.group.appliedIndex);
+      expect(member.machine.values.get("a")).toBe("2");
+    }
+    expect(cluster.errors).toEqual([]);
+  });
+
+  it("a read barrier at a follower waits until the follower has applied everything committed before it", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3]);
+    const leader = await cluster.waitForLeader();
+    const follower = [...cluster.members.values()].find((member) => member !== leader)!;
+    const writes = [];
+    for (let i = 0; i < 20; i++) writes.push(leader.group.propose(command(`k=${i}`)));
+    await Promise.all(writes);
+    await follower.group.readBarrier();
+    expect(follower.machine.values.get("k")).toBe("19");
+  });
+
+  it("refuses a proposal with no leader, and times out reads when the leader cannot confirm", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3]);
+    const leader = await cluster.waitForLeader();
+    for (const member of cluster.members.values()) if (member !== leader) cluster.cut.add(member.id);
+    // The isolated leader steps down after an election timeout (CheckQuorum); then nobody leads.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await expect(leader.group.propose(command("x=1"))).rejects.toBeInstanceOf(NoLeaderError);
+  });
+
+  it("keeps acknowledged writes across a crash that loses unsynced data, and catches a restarted member up", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3]);
+    const leader = await cluster.waitForLeader();
+    for (let i = 0; i < 30; i++) await leader.group.propose(command(`k${i}=${i}`));
+    const victim = [...cluster.members.values()].find((member) => member !== leader)!;
+    const saved = await cluster.crash(Number(victim.id));
+    for (let i = 30; i < 40; i++) await leader.group.propose(command(`k${i}=${i}`));
+    // The state machine here is in memory: restart it from scratch and let the log replay into it.
+    const restarted = await cluster.startMember(victim.id, null, saved.fileSystem);
+    await restarted.group.waitApplied(leader.group.appliedIndex);
+    expect(restarted.machine.values.get("k39")).toBe("39");
+    expect(restarted.machine.values.get("k0")).toBe("0");
+  });
+
+  it("compacts the log and brings a new member up to date with a snapshot", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3], { snapshotCount: 20 });
+    const leader = await cluster.waitForLeader();
+    for (let i = 0; i < 60; i++) await leader.group.propose(command(`k${i}=${i}`));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(leader.wal.firstIndex(leader.group.raw.group)).toBeGreaterThan(20);
+    const newcomer = await cluster.startMember(nodeId(4), null);
+    leader.group.raw.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearner, nodeId: nodeId(4) }], context: new Uint8Array(0) });
+    leader.group.schedule();
+    await newcomer.group.waitApplied(leader.group.appliedIndex);
+    expect(newcomer.machine.values.get("k59")).toBe("59");
+    expect(newcomer.machine.values.get("k0")).toBe("0");
+    expect(newcomer.group.raw.status().config.learners).toEqual([4n]);
+  });
+
+  it("reports an unknown outcome, not a failure, when a proposal times out", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3]);
+    const leader = await cluster.waitForLeader();
+    const controller = new AbortController();
+    for (const member of cluster.members.values()) if (member !== leader) cluster.cut.add(member.id);
+    const pending = leader.group.propose(command("lost=1"), controller.signal);
+    controller.abort();
+    await expect(pending).rejects.toBeInstanceOf(RequestTimeoutError);
+  });
+});
