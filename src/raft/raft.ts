@@ -103,11 +103,13 @@ export class Raft {
       config.inflightBytesMax ?? this.messageBytesMax * 8);
     this.tracker.jointIncomingOnly = this.faults.jointIncomingOnly === true;
     if (hardState.term > 0 || hardState.commit > 0) {
-      assert(hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
-        () => `persisted commit ${hardState.commit} is outside the persisted log [${this.log.firstIndex() - 1}, ${this.log.lastIndex()}]`);
+      // A crash between persisting a snapshot and the hard state that follows it leaves commit below the
+      // snapshot; a snapshot only ever holds committed entries, so its index is a safe floor.
+      assert(hardState.commit <= this.log.lastIndex(),
+        () => `persisted commit ${hardState.commit} is beyond the persisted log's last index ${this.log.lastIndex()}: was the log lost or truncated?`);
       this.term = hardState.term;
       this.vote = hardState.vote;
-      this.log.committed = hardState.commit;
+      this.log.committed = Math.max(hardState.commit, this.log.committed);
     }
     if (config.applied !== undefined && config.applied > 0) {
       assert(config.applied >= this.log.firstIndex() - 1 && config.applied <= this.log.committed,

@@ -115,3 +115,29 @@ describe("RawNode in a perfect network", () => {
     for (const id of [2, 3, 4]) expect(cluster.appliedData(id)).toContain("after");
   });
 });
+
+describe("RawNode restarting from storage", () => {
+  it("takes a snapshot's index as committed when a crash lost the hard state written after the snapshot", async () => {
+    const { MemoryStorage } = await import("./memory-storage.js");
+    const { RawNode } = await import("./raw-node.js");
+    const { createPrng } = await import("../lib/prng.js");
+    const { confState } = await import("./util.js");
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ metadata: { index: 10, term: 2, confState: confState([1, 2, 3]) }, data: new Uint8Array(0) });
+    storage.setHardState({ term: 2, vote: nodeId(2), commit: 4 });
+    const node = new RawNode({ id: nodeId(1), group: 0 as never, electionTicks: 10, heartbeatTicks: 1, storage, applied: 10, random: createPrng(1) });
+    expect(node.status().commit).toBe(10);
+    expect(node.status().applied).toBe(10);
+  });
+
+  it("refuses to start when the persisted commit lies beyond the persisted log", async () => {
+    const { MemoryStorage } = await import("./memory-storage.js");
+    const { RawNode } = await import("./raw-node.js");
+    const { createPrng } = await import("../lib/prng.js");
+    const storage = new MemoryStorage();
+    storage.bootstrap({ voters: [nodeId(1)], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false });
+    storage.setHardState({ term: 1, vote: nodeId(0), commit: 9 });
+    expect(() => new RawNode({ id: nodeId(1), group: 0 as never, electionTicks: 10, heartbeatTicks: 1, storage, random: createPrng(1) }))
+      .toThrow(/commit 9 is beyond the persisted log's last index 1/);
+  });
+});
