@@ -4,6 +4,7 @@
  * trace on, which works because a run is a pure function of its seed.
  */
 import type { RaftFaults } from "../raft/types.js";
+import type { Violation } from "./checkers.js";
 import { runSimulation, type SimulationCounters, type SimulationResult } from "./cluster.js";
 import type { ClusterSize } from "./swarm.js";
 
@@ -23,6 +24,9 @@ export interface SeedRunOptions {
   readonly steps: number;
   readonly nodeCount?: ClusterSize;
   readonly faults?: RaftFaults;
+  readonly tornSnapshotWrites?: boolean;
+  /** Which violations count (default: all); the mutation tests count only the safety checkers' findings. */
+  readonly counts?: (violation: Violation) => boolean;
   /** Stop at the first failing seed (mutation tests only need one). */
   readonly stopAtFirstFailure?: boolean;
   /** Give up after this much wall time (ms): keeps CI bounded on a slow machine. */
@@ -47,11 +51,11 @@ export function runSeeds(options: SeedRunOptions): SeedRunSummary {
   let seedsRun = 0;
   for (let offset = 0; offset < options.seeds; offset++) {
     if (options.wallTimeMsMax !== undefined && now() - started > options.wallTimeMsMax) break;
-    const result = runSimulation({ seed: options.firstSeed + offset, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults });
+    const result = runSimulation({ seed: options.firstSeed + offset, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, tornSnapshotWrites: options.tornSnapshotWrites });
     seedsRun++;
     steps += result.steps;
     totals = totals === null ? { ...result.counters } : addCounters(totals, result.counters);
-    if (result.violation !== null) {
+    if (result.violation !== null && (options.counts === undefined || options.counts(result.violation))) {
       failures.push(result);
       if (options.stopAtFirstFailure === true) break;
     }

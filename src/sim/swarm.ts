@@ -41,6 +41,11 @@ export interface SwarmConfig {
   readonly clientCount: number;
   readonly clientIntervalMs: number;
   readonly readProbability: number;
+  /** Flow control: small messages split the log across appends (needed for Figure 8 histories). */
+  readonly messageBytesMax: number;
+  readonly inflightMessagesMax: number;
+  /** The operator never shrinks the voters below this (1 exercises single-voter commits). */
+  readonly votersMin: number;
   readonly faults: RaftFaults;
 }
 
@@ -88,15 +93,18 @@ export function drawSwarm(random: Prng, options: SwarmOptions = {}): SwarmConfig
     loopCrashProbability: random.pick([0, 0, 0.001, 0.005, 0.02]),
     diskDelayMsMin: 1,
     diskDelayMsMax,
-    membershipIntervalMs: maybe(random, 0.3, 80, 700),
-    jointProbability: random.pick([0, 0.3, 0.7]),
+    membershipIntervalMs: maybe(random, 0.3, 50, 500),
+    jointProbability: random.pick([0, 0.5, 0.9]),
     snapshotEntries: maybe(random, 0.3, 3, 60),
     compactRetainMax: random.pick([0, 5, 30]),
     transferIntervalMs: maybe(random, 0.5, 100, 900),
-    campaignIntervalMs: maybe(random, 0.7, 100, 900),
+    campaignIntervalMs: maybe(random, 0.5, 50, 600),
     clientCount: random.between(1, 4),
     clientIntervalMs: random.pick([5, 15, 40]),
     readProbability: random.pick([0.2, 0.5, 0.8]),
+    messageBytesMax: random.pick([1024 * 1024, 256, 64]),
+    inflightMessagesMax: random.pick([256, 8, 2]),
+    votersMin: random.pick([1, 2, 3]),
     faults: options.faults ?? {},
   };
 }
@@ -115,6 +123,7 @@ export function describeSwarm(swarm: SwarmConfig): string {
     `membership=${swarm.membershipIntervalMs === 0 ? "off" : `every ~${swarm.membershipIntervalMs}ms joint=${swarm.jointProbability}`}`,
     `snapshot=${swarm.snapshotEntries === 0 ? "off" : `every ${swarm.snapshotEntries} entries`}`,
     `transfers=${swarm.transferIntervalMs === 0 ? "off" : `every ~${swarm.transferIntervalMs}ms`}`,
+    `flow ${swarm.messageBytesMax}B×${swarm.inflightMessagesMax} votersMin=${swarm.votersMin}`,
     `clients=${swarm.clientCount} every ~${swarm.clientIntervalMs}ms reads=${swarm.readProbability}`,
   ];
   const faults = Object.entries(swarm.faults).filter(([, on]) => on).map(([name]) => name);
