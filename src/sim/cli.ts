@@ -10,7 +10,8 @@ import { runSimulation } from "./cluster.js";
 import { formatCounters, formatFailure, PLANTED_FAULTS, runSeeds, type PlantedFault } from "./runner.js";
 import { CLUSTER_SIZES, type ClusterSize } from "./swarm.js";
 
-export const DEFAULT_STEPS = 4000;
+/** The CI suite runs this many steps per seed, so `--seed N` alone replays a CI failure. */
+export const DEFAULT_STEPS = 50_000;
 const TRACE_EVENTS = 300;
 const SEEDS_MAX = 10_000_000;
 

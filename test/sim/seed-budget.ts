@@ -6,8 +6,9 @@
 import { randomInt } from "node:crypto";
 import { formatCounters, formatFailure, runSeeds, type SeedRunSummary } from "../../src/sim/runner.js";
 import { runSimulation } from "../../src/sim/cluster.js";
+import { DEFAULT_STEPS } from "../../src/sim/cli.js";
 
-export const CI_STEPS_PER_SEED = 50_000;
+export const CI_STEPS_PER_SEED = DEFAULT_STEPS;
 export const CI_SEEDS_PER_FILE = 1000;
 /** Mutation tests stop at the first violation; this bounds the search when a fault hides well. */
 export const MUTATION_SEEDS_MAX = 2500;

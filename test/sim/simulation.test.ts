@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runSimulation } from "../../src/sim/cluster.js";
-import { main, parseCli, UsageError } from "../../src/sim/cli.js";
+import { DEFAULT_STEPS, main, parseCli, UsageError } from "../../src/sim/cli.js";
 import { decodeCommand, decodeSnapshotData, encodeCommand, InvalidCommandError, InvalidSnapshotDataError, RegisterMachine } from "../../src/sim/state-machine.js";
 import { confState } from "../../src/raft/mod.js";
 
@@ -52,7 +52,7 @@ describe("a simulation run", () => {
 
 describe("the simulator command line", () => {
   it("parses a replay and a range", () => {
-    expect(parseCli(["--seed", "12"])).toMatchObject({ seed: 12, steps: 4000 });
+    expect(parseCli(["--seed", "12"])).toMatchObject({ seed: 12, steps: DEFAULT_STEPS });
     expect(parseCli(["--seeds", "5", "--first-seed", "100", "--nodes", "5", "--steps", "300", "--fault", "commitAnyTerm"]))
       .toMatchObject({ seeds: 5, firstSeed: 100, nodeCount: 5, steps: 300, faults: { commitAnyTerm: true } });
   });
