@@ -13,6 +13,9 @@ import { registerEtcdServices } from "./etcd-services.js";
 import { EtcdError } from "./etcd-errors.js";
 import type { ClusterHandler, LeaseHandler, MaintenanceHandler } from "./handlers.js";
 import type { Member } from "./cold-messages.js";
+import type { CallContext } from "./grpc/server.js";
+import type { RangeRequest, RangeResponse } from "./protobuf/messages.js";
+import { assert } from "../lib/assert.js";
 import { MemoryKvHandler, TEST_CLUSTER_ID, TEST_MEMBER_ID } from "./testing/memory-kv-handler.js";
 
 const REQUEST_BYTES_MAX = 4096;
@@ -24,8 +27,8 @@ const BIG_MEMBER_ID = 0xffff_ffff_ffff_fff1n;
 class TestKv extends MemoryKvHandler {
   hangSignalAborted: Promise<unknown> | undefined;
 
-  override async range(...args: Parameters<MemoryKvHandler["range"]>): ReturnType<MemoryKvHandler["range"]> {
-    const [request, context] = args;
+  override async range(request: RangeRequest, context?: CallContext): Promise<RangeResponse> {
+    assert(context !== undefined, "the server always passes a call context");
     const key = Buffer.from(request.key).toString();
     if (key === "no-leader") throw new EtcdError("noLeader");
     if (key === "hang") {
