@@ -27,7 +27,6 @@ export interface CliOptions {
   readonly steps: number;
   readonly faults: RaftFaults;
   readonly traceEvents: number;
-  readonly tornSnapshotWrites: boolean;
 }
 
 function integer(text: string | undefined, name: string, low: number, high: number): number | undefined {
@@ -50,7 +49,6 @@ export function parseCli(argv: readonly string[]): CliOptions {
         steps: { type: "string" },
         fault: { type: "string", multiple: true },
         trace: { type: "string" },
-        "torn-snapshot-writes": { type: "boolean" },
       },
       strict: true,
     });
@@ -76,7 +74,6 @@ export function parseCli(argv: readonly string[]): CliOptions {
     steps: integer(values.steps, "steps", 1, 100_000_000) ?? DEFAULT_STEPS,
     faults,
     traceEvents: integer(values.trace, "trace", 1, 1_000_000) ?? TRACE_EVENTS,
-    tornSnapshotWrites: values["torn-snapshot-writes"] === true,
   };
 }
 
@@ -91,7 +88,7 @@ export function main(argv: readonly string[], print: (line: string) => void): nu
     return 2;
   }
   if (options.seed !== undefined) {
-    const result = runSimulation({ seed: options.seed, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, tornSnapshotWrites: options.tornSnapshotWrites, trace: true, traceEventsMax: options.traceEvents });
+    const result = runSimulation({ seed: options.seed, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, trace: true, traceEventsMax: options.traceEvents });
     if (result.violation !== null) {
       print(formatFailure(result));
       return 1;
@@ -103,9 +100,9 @@ export function main(argv: readonly string[], print: (line: string) => void): nu
   }
   const seeds = options.seeds ?? 0;
   print(`running ${seeds} seeds from ${options.firstSeed} (${options.steps} steps each${options.nodeCount ? `, ${options.nodeCount} nodes` : ""})`);
-  const summary = runSeeds({ firstSeed: options.firstSeed, seeds, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, tornSnapshotWrites: options.tornSnapshotWrites });
+  const summary = runSeeds({ firstSeed: options.firstSeed, seeds, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults });
   for (const failure of summary.failures) {
-    const replay = runSimulation({ seed: failure.seed, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, tornSnapshotWrites: options.tornSnapshotWrites, trace: true, traceEventsMax: options.traceEvents });
+    const replay = runSimulation({ seed: failure.seed, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, trace: true, traceEventsMax: options.traceEvents });
     print(formatFailure(replay));
   }
   print(`${summary.seedsRun} seeds [${options.firstSeed}, ${options.firstSeed + summary.seedsRun - 1}] in ${(summary.wallTimeMs / 1000).toFixed(1)}s, ${summary.steps} steps; ${summary.failures.length} failed`);

@@ -24,7 +24,6 @@ export interface SeedRunOptions {
   readonly steps: number;
   readonly nodeCount?: ClusterSize;
   readonly faults?: RaftFaults;
-  readonly tornSnapshotWrites?: boolean;
   /** Which violations count (default: all); the mutation tests count only the safety checkers' findings. */
   readonly counts?: (violation: Violation) => boolean;
   /** Stop at the first failing seed (mutation tests only need one). */
@@ -51,7 +50,7 @@ export function runSeeds(options: SeedRunOptions): SeedRunSummary {
   let seedsRun = 0;
   for (let offset = 0; offset < options.seeds; offset++) {
     if (options.wallTimeMsMax !== undefined && now() - started > options.wallTimeMsMax) break;
-    const result = runSimulation({ seed: options.firstSeed + offset, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults, tornSnapshotWrites: options.tornSnapshotWrites });
+    const result = runSimulation({ seed: options.firstSeed + offset, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults });
     seedsRun++;
     steps += result.steps;
     totals = totals === null ? { ...result.counters } : addCounters(totals, result.counters);
