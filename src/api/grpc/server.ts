@@ -34,6 +34,12 @@ export const STREAMS_PER_CONNECTION_MAX = 4096;
 export const REQUEST_QUEUE_MESSAGES_MAX = 64;
 /** How long close() lets running calls finish before cancelling them. */
 export const CLOSE_GRACE_MS_DEFAULT = 5000;
+/**
+ * A connection with no call open for this long is closed: it covers clients
+ * that connect and say nothing, or stall inside a frame (grpc-go gives a new
+ * connection 120 s to finish its handshake).
+ */
+export const SESSION_IDLE_TIMEOUT_MS_DEFAULT = 120_000;
 /** Megabytes nghttp2 may buffer per session before it refuses new streams. */
 const SESSION_MEMORY_MEGABYTES_MAX = 64;
 
@@ -45,6 +51,7 @@ export interface GrpcServerOptions {
   logger?: Logger;
   streamsPerConnectionMax?: number;
   closeGraceMs?: number;
+  sessionIdleTimeoutMs?: number;
 }
 
 /** What a handler knows about its call. */
@@ -106,6 +113,7 @@ class Http2GrpcServer implements GrpcServer {
   private readonly services = new Set<string>();
   private readonly server: http2.Http2Server | http2.Http2SecureServer;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly openStreams = new WeakMap<http2.Http2Session, number>();
   readonly calls = new Set<ServerCall>();
   readonly logger: Logger;
   readonly receiveMessageBytesMax: number;
@@ -197,11 +205,19 @@ class Http2GrpcServer implements GrpcServer {
     session.on("close", () => this.sessions.delete(session));
     // Garbage instead of the HTTP/2 preface, a broken frame, a reset socket: log and let the session close.
     session.on("error", (error) => this.logger.debug({ err: error }, "grpc session error"));
+    session.setTimeout(this.options.sessionIdleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS_DEFAULT, () => {
+      if ((this.openStreams.get(session) ?? 0) === 0) session.destroy();
+    });
     if (this.closing) session.close();
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on("error", (error) => this.logger.debug({ err: error }, "grpc stream error"));
+    const session = stream.session;
+    if (session) {
+      this.openStreams.set(session, (this.openStreams.get(session) ?? 0) + 1);
+      stream.once("close", () => this.openStreams.set(session, (this.openStreams.get(session) ?? 1) - 1));
+    }
     if (headers[":method"] !== "POST") {
       respondHttpError(stream, 405, "gRPC requires POST");
       return;
