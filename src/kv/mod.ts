@@ -1,0 +1,14 @@
+export * from "./command.js";
+export * from "./errors.js";
+export * from "./types.js";
+export { Mvcc, RangeStream, type MvccOptions } from "./mvcc.js";
+export type { RangeSummary } from "./range.js";
+export { validateCommand, KEY_INDEX_KEY_BYTES_MAX } from "./validate.js";
+export {
+  KvTable, KV_TABLES, KV_FORMAT_VERSION, MetaKey, checkFormatVersion, encodeMetaNumber, decodeMetaNumber,
+  type KvStore, type KvReader, type KvWriter, type KvEntry, type KvRangeOptions,
+} from "./store.js";
+export {
+  SnapshotSource, SnapshotDecoder, SnapshotInstaller, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_CHUNK_BYTES_TARGET,
+  SNAPSHOT_CHUNK_PAYLOAD_BYTES_MAX, type SnapshotHeader, type SnapshotTotals, type SnapshotChunk, type SnapshotRecord,
+} from "./snapshot.js";

@@ -1,0 +1,2 @@
+export { MemoryKvStore } from "./memory-kv-store.js";
+export { memorySnapshotStream, installMemorySnapshot } from "./snapshot.js";
