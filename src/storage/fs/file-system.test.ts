@@ -123,9 +123,11 @@ describe("the in-memory file system", () => {
     await file.write(bytes(1, 2), 0);
     await file.sync();
     await file.write(bytes(3, 4), 2);
-    fs.crash();
+    const restarted = fs.crash();
     expect(() => file.size()).toThrow(StaleFileHandleError);
-    expect([...fs.readFile("/w/f")]).toEqual([1, 2]);
+    await expect(fs.readdir("/w")).rejects.toBeInstanceOf(StaleFileHandleError);
+    expect([...restarted.readFile("/w/f")]).toEqual([1, 2]);
+    expect((await (await restarted.open("/w/f", { create: false })).size())).toBe(2);
   });
 
   it("loses a created or renamed name in a crash unless its directory was synced", async () => {
@@ -136,8 +138,7 @@ describe("the in-memory file system", () => {
     await fs.syncDirectory("/w");
     await (await fs.open("/w/fleeting", { create: true })).sync();
     await fs.rename("/w/durable", "/w/renamed");
-    fs.crash();
-    expect(await fs.readdir("/w")).toEqual(["durable"]);
+    expect(await fs.crash().readdir("/w")).toEqual(["durable"]);
   });
 
   it("with a seed keeps a prefix of the unsynced writes, the last one possibly torn, and never anything out of order", async () => {
@@ -148,8 +149,7 @@ describe("the in-memory file system", () => {
       const file = await fs.open("/w/f", { create: true });
       await fs.syncDirectory("/w");
       for (let i = 0; i < 4; i++) await file.write(new Uint8Array(4).fill(i + 1), i * 4);
-      fs.crash(createPrng(seed));
-      const survived = [...fs.readFile("/w/f")];
+      const survived = [...fs.crash(createPrng(seed)).readFile("/w/f")];
       // A prefix: every surviving byte at position p is write (p / 4)'s, and no gap comes before it.
       survived.forEach((value, position) => expect(value).toBe(Math.floor(position / 4) + 1));
       outcomes.add(String(survived.length));
@@ -168,7 +168,18 @@ describe("the in-memory file system", () => {
     const syncing = file.sync();
     const late = file.write(bytes(2), 1);
     await Promise.all([syncing, late]);
-    fs.crash();
-    expect([...fs.readFile("/w/f")]).toEqual([1]);
+    expect([...fs.crash().readFile("/w/f")]).toEqual([1]);
+  });
+
+  it("lets nothing that was under way at a crash land afterwards", async () => {
+    const fs = new MemoryFileSystem({ latency: "macrotask" });
+    await fs.mkdir("/w");
+    await (await fs.open("/w/a", { create: true })).sync();
+    await fs.syncDirectory("/w");
+    const unlinking = fs.unlink("/w/a");
+    const restarted = fs.crash();
+    await expect(unlinking).rejects.toBeInstanceOf(StaleFileHandleError);
+    await expect(fs.syncDirectory("/w")).rejects.toBeInstanceOf(StaleFileHandleError);
+    expect(await restarted.readdir("/w")).toEqual(["a"]);
   });
 });

@@ -2,7 +2,8 @@
  * An in-memory file system with power cuts. Every file keeps two images: the
  * current one (what this process reads) and the durable one (what a disk
  * would still hold after losing power), plus the operations in between.
- * crash() throws the current images away and every open handle with them;
+ * crash() throws the current images away, and the instance and every open
+ * handle with them (it returns a new instance over the same disk);
  * with a Prng it keeps a random prefix of each file's unsynced operations,
  * the last one possibly cut short: a torn write. Names behave the same way:
  * creates, renames and unlinks survive a crash only after syncDirectory().
@@ -116,7 +117,6 @@ class MemoryFileHandle implements FileHandle {
     readonly path: string,
     private readonly inode: Inode,
     private readonly fileSystem: MemoryFileSystem,
-    private readonly generation: number,
   ) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
@@ -159,89 +159,104 @@ class MemoryFileHandle implements FileHandle {
 
   private check(): void {
     if (this.closed) throw new StaleFileHandleError(this.path, "closed");
-    if (this.generation !== this.fileSystem.generation) throw new StaleFileHandleError(this.path, "the file system crashed");
+    this.fileSystem.checkAlive(this.path);
   }
 }
 
-export class MemoryFileSystem implements FileSystem {
-  /** Bumped by crash(): handles of an older generation are dead. */
-  generation = 0;
-  private names = new Map<string, Inode>();
-  private durableNames = new Map<string, Inode>();
-  private readonly directories = new Set<string>(["/"]);
-  private readonly latency: MemoryFileSystemLatency;
+/** The "disk": what outlives the processes (file system instances) that use it. */
+interface Disk {
+  names: Map<string, Inode>;
+  durableNames: Map<string, Inode>;
+  readonly directories: Set<string>;
+}
 
-  constructor(options: MemoryFileSystemOptions = {}) {
+export class MemoryFileSystem implements FileSystem {
+  private alive = true;
+  private readonly latency: MemoryFileSystemLatency;
+  private readonly disk: Disk;
+
+  constructor(options: MemoryFileSystemOptions = {}, disk?: Disk) {
     this.latency = options.latency ?? "microtask";
+    this.disk = disk ?? { names: new Map(), durableNames: new Map(), directories: new Set(["/"]) };
   }
 
   settle(): Promise<void> {
     return this.latency === "microtask" ? Promise.resolve() : new Promise((resolve) => setImmediate(resolve));
   }
 
+  /** Every operation of a crashed instance fails, even one that was already under way: a dead process does nothing more. */
+  checkAlive(path: string): void {
+    if (!this.alive) throw new StaleFileHandleError(path, "the file system crashed");
+  }
+
   async open(path: string, options: OpenOptions): Promise<FileHandle> {
     const name = posix.resolve(path);
-    await this.settle();
-    let inode = this.names.get(name);
+    await this.settled(name);
+    let inode = this.disk.names.get(name);
     if (!inode) {
-      if (!options.create || !this.directories.has(posix.dirname(name))) throw new FileNotFoundError(name);
+      if (!options.create || !this.disk.directories.has(posix.dirname(name))) throw new FileNotFoundError(name);
       inode = new Inode();
-      this.names.set(name, inode);
+      this.disk.names.set(name, inode);
     }
-    return new MemoryFileHandle(name, inode, this, this.generation);
+    return new MemoryFileHandle(name, inode, this);
   }
 
   async rename(from: string, to: string): Promise<void> {
     const source = posix.resolve(from);
-    await this.settle();
-    const inode = this.names.get(source);
+    await this.settled(source);
+    const inode = this.disk.names.get(source);
     if (!inode) throw new FileNotFoundError(source);
-    this.names.delete(source);
-    this.names.set(posix.resolve(to), inode);
+    this.disk.names.delete(source);
+    this.disk.names.set(posix.resolve(to), inode);
   }
 
   async unlink(path: string): Promise<void> {
     const name = posix.resolve(path);
-    await this.settle();
-    if (!this.names.delete(name)) throw new FileNotFoundError(name);
+    await this.settled(name);
+    if (!this.disk.names.delete(name)) throw new FileNotFoundError(name);
   }
 
   async readdir(directory: string): Promise<string[]> {
     const name = posix.resolve(directory);
-    await this.settle();
-    if (!this.directories.has(name)) throw new FileNotFoundError(name);
-    return [...this.names.keys()].filter((path) => posix.dirname(path) === name).map((path) => posix.basename(path));
+    await this.settled(name);
+    if (!this.disk.directories.has(name)) throw new FileNotFoundError(name);
+    return [...this.disk.names.keys()].filter((path) => posix.dirname(path) === name).map((path) => posix.basename(path));
   }
 
   async mkdir(directory: string): Promise<void> {
+    this.checkAlive(directory);
     // Directories are durable at once: the WAL creates its directory once, before anything else.
-    for (let name = posix.resolve(directory); !this.directories.has(name); name = posix.dirname(name)) this.directories.add(name);
+    for (let name = posix.resolve(directory); !this.disk.directories.has(name); name = posix.dirname(name)) this.disk.directories.add(name);
   }
 
   async syncDirectory(directory: string): Promise<void> {
     const name = posix.resolve(directory);
-    await this.settle();
-    for (const path of [...this.durableNames.keys()]) {
-      if (posix.dirname(path) === name && this.names.get(path) !== this.durableNames.get(path)) this.durableNames.delete(path);
+    await this.settled(name);
+    const { names, durableNames } = this.disk;
+    for (const path of [...durableNames.keys()]) {
+      if (posix.dirname(path) === name && names.get(path) !== durableNames.get(path)) durableNames.delete(path);
     }
-    for (const [path, inode] of this.names) if (posix.dirname(path) === name) this.durableNames.set(path, inode);
+    for (const [path, inode] of names) if (posix.dirname(path) === name) durableNames.set(path, inode);
   }
 
   /**
    * A power cut: everything not yet durable is lost (with a Prng: a random
    * prefix of each file's unsynced operations survives, the last possibly
-   * torn), and every open handle becomes unusable.
+   * torn). This instance and its handles die with it, operations under way
+   * included; the returned instance is the restarted machine's view of the
+   * same disk.
    */
-  crash(prng?: Prng): void {
-    this.generation++;
-    const survivors = new Set(this.durableNames.values());
+  crash(prng?: Prng): MemoryFileSystem {
+    this.alive = false;
+    const survivors = new Set(this.disk.durableNames.values());
     for (const inode of survivors) inode.crash(prng);
-    this.names = new Map(this.durableNames);
+    this.disk.names = new Map(this.disk.durableNames);
+    return new MemoryFileSystem({ latency: this.latency }, this.disk);
   }
 
   /** The bytes a process would read now (test helper). */
   readFile(path: string): Uint8Array {
-    const inode = this.names.get(posix.resolve(path));
+    const inode = this.disk.names.get(posix.resolve(path));
     if (!inode) throw new FileNotFoundError(path);
     return inode.current.view().slice();
   }
@@ -249,16 +264,22 @@ export class MemoryFileSystem implements FileSystem {
   /** Replaces a file's content, durably (test helper for planting damage). */
   writeFile(path: string, bytes: Uint8Array): void {
     const name = posix.resolve(path);
-    const inode = this.names.get(name) ?? new Inode();
+    const inode = this.disk.names.get(name) ?? new Inode();
     inode.current = new ByteImage(bytes.slice());
     inode.durable = new ByteImage(bytes.slice());
     inode.pending.take();
-    this.names.set(name, inode);
-    this.durableNames.set(name, inode);
+    this.disk.names.set(name, inode);
+    this.disk.durableNames.set(name, inode);
   }
 
   /** Paths of all files, sorted (test helper). */
   listFiles(): string[] {
-    return [...this.names.keys()].sort();
+    return [...this.disk.names.keys()].sort();
+  }
+
+  private async settled(path: string): Promise<void> {
+    this.checkAlive(path);
+    await this.settle();
+    this.checkAlive(path);
   }
 }

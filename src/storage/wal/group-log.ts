@@ -8,13 +8,19 @@
 import { assert } from "../../lib/assert.js";
 import type { GroupId } from "../../lib/ids.js";
 import type { Entry, EntryType, HardState, SnapshotMetadata } from "../../raft/types.js";
+import type { Checkpoint } from "./record-codec.js";
 
 /** Bytes a cached entry costs beyond its data (object, array slot, bookkeeping). */
 export const CACHE_ENTRY_OVERHEAD_BYTES = 64;
 /** Dead slots at the front of the per-entry arrays tolerated before they are reclaimed. */
 const DEAD_SLOTS_MAX = 1024;
 
-/** Where an entry lives: `segment` > 0 is a segment sequence number; < 0 is minus the number of the batch still being written. */
+/**
+ * Where an entry lives: `segment` > 0 is a segment sequence number; < 0 is
+ * minus the number of the batch still being written; 0 (recovery only) means
+ * the entry was known from a checkpoint and its bytes were in a deleted
+ * segment.
+ */
 export interface EntryLocation {
   readonly segment: number;
   readonly recordOffset: number;
@@ -33,15 +39,8 @@ export class GroupLog {
   snapshot: SnapshotMetadata | null = null;
   firstIndex = 1;
   lastIndex = 0;
-  /**
-   * Recovery only: the log's first entries came from an entries record with
-   * no marker before it (the segment with the marker was deleted, and the
-   * marker was rewritten into a later segment). Checked once the scan ends.
-   */
-  anchor: { readonly segment: number; readonly offset: number } | null = null;
-  /** Segment of the latest hard state record and of the latest marker: 0 none, < 0 a batch being written. */
-  hardStateSegment = 0;
-  markerSegment = 0;
+  /** Recovery only: where the checkpoint this group's state was first learned from sits. */
+  checkpointOrigin: { readonly segment: number; readonly offset: number } | null = null;
 
   private base = 1;
   private terms: number[] = [];
@@ -61,9 +60,9 @@ export class GroupLog {
     return { hardState: this.hardState, snapshot: this.snapshot, firstIndex: this.firstIndex, lastIndex: this.lastIndex };
   }
 
-  /** True while nothing has been recorded for the log: no entries, no marker. */
-  private get untouched(): boolean {
-    return this.snapshot === null && this.lastIndex === 0 && this.firstIndex === 1 && this.anchor === null;
+  /** True while nothing at all has been recorded for this group. */
+  get empty(): boolean {
+    return this.snapshot === null && this.hardState === null && this.lastIndex === 0;
   }
 
   term(index: number): number | undefined {
@@ -94,9 +93,8 @@ export class GroupLog {
   // ------------------------------------------------------------ the log rules
 
   /** Why a run of entries starting at `firstIndex` with these terms cannot be appended, or null. */
-  checkEntries(firstIndex: number, terms: readonly number[], recovering: boolean): string | null {
+  checkEntries(firstIndex: number, terms: readonly number[]): string | null {
     if (terms.length === 0) return "an entries record must hold at least one entry";
-    if (this.untouched && recovering) return null;
     if (firstIndex < this.firstIndex) return `entries start at index ${firstIndex}, below the log's first index ${this.firstIndex}`;
     if (firstIndex > this.lastIndex + 1) return `entries start at index ${firstIndex} but the log ends at ${this.lastIndex}: a gap`;
     const previous = this.term(firstIndex - 1) ?? 0;
@@ -115,15 +113,8 @@ export class GroupLog {
   appendEntries(
     firstIndex: number, terms: readonly number[], types: readonly EntryType[],
     segment: number, recordOffset: number, entryOffsets: readonly number[],
-    anchor: { segment: number; offset: number } | null, entries?: readonly Entry[],
+    entries?: readonly Entry[],
   ): void {
-    if (this.untouched) {
-      this.firstIndex = firstIndex;
-      this.lastIndex = firstIndex - 1;
-      this.base = firstIndex;
-      this.dropCache(firstIndex);
-      if (firstIndex !== 1) this.anchor = anchor;
-    }
     assert(firstIndex >= this.firstIndex && firstIndex <= this.lastIndex + 1, "append leaves a gap");
     this.truncateAfter(firstIndex - 1);
     for (let k = 0; k < terms.length; k++) {
@@ -180,7 +171,6 @@ export class GroupLog {
   setSnapshotMarker(metadata: SnapshotMetadata): void {
     const { index, term } = metadata;
     this.snapshot = metadata;
-    this.anchor = null;
     if (index === this.firstIndex - 1) return;
     if (index >= this.firstIndex && index <= this.lastIndex && this.term(index) === term) {
       this.firstIndex = index + 1;
@@ -201,6 +191,54 @@ export class GroupLog {
     this.recordOffsets = [];
     this.entryOffsets = [];
     this.dropCache(index + 1);
+  }
+
+  // ------------------------------------------------------------ checkpoints
+
+  checkpoint(): Checkpoint {
+    const termRuns: Array<[number, number]> = [];
+    for (let index = this.firstIndex; index <= this.lastIndex; index++) {
+      const term = this.terms[index - this.base];
+      if (termRuns.length === 0 || termRuns[termRuns.length - 1][1] !== term) termRuns.push([index, term]);
+    }
+    return { hardState: this.hardState, snapshot: this.snapshot, firstIndex: this.firstIndex, lastIndex: this.lastIndex, termRuns };
+  }
+
+  /** Recovery: takes the group's state from a checkpoint; its entries' bytes are in older segments (location 0) until records replace them. */
+  restoreCheckpoint(checkpoint: Checkpoint, origin: { segment: number; offset: number }): void {
+    assert(this.empty, "checkpoint restored over existing state");
+    this.hardState = checkpoint.hardState;
+    this.snapshot = checkpoint.snapshot;
+    this.firstIndex = checkpoint.firstIndex;
+    this.lastIndex = checkpoint.lastIndex;
+    this.base = checkpoint.firstIndex;
+    const count = checkpoint.lastIndex - checkpoint.firstIndex + 1;
+    this.terms = new Array<number>(count);
+    for (let run = 0; run < checkpoint.termRuns.length; run++) {
+      const [start, term] = checkpoint.termRuns[run];
+      const end = run + 1 < checkpoint.termRuns.length ? checkpoint.termRuns[run + 1][0] : checkpoint.lastIndex + 1;
+      this.terms.fill(term, start - this.base, end - this.base);
+    }
+    this.types = new Array<EntryType>(count).fill(0);
+    this.segments = new Array<number>(count).fill(0);
+    this.recordOffsets = new Array<number>(count).fill(0);
+    this.entryOffsets = new Array<number>(count).fill(0);
+    this.dropCache(this.lastIndex + 1);
+    this.checkpointOrigin = origin;
+  }
+
+  /** Recovery: why a later segment's checkpoint disagrees with what the records before it built, or null. */
+  checkCheckpoint(checkpoint: Checkpoint): string | null {
+    const mine = this.checkpoint();
+    if (mine.firstIndex !== checkpoint.firstIndex || mine.lastIndex !== checkpoint.lastIndex) {
+      return `checkpoint says the log is ${checkpoint.firstIndex}..${checkpoint.lastIndex}, the records before it say ${mine.firstIndex}..${mine.lastIndex}`;
+    }
+    if (JSON.stringify(mine.termRuns) !== JSON.stringify(checkpoint.termRuns)) return "checkpoint terms differ from the records before it";
+    if (!sameHardState(mine.hardState, checkpoint.hardState)) return "checkpoint hard state differs from the records before it";
+    if ((mine.snapshot?.index ?? -1) !== (checkpoint.snapshot?.index ?? -1) || (mine.snapshot?.term ?? -1) !== (checkpoint.snapshot?.term ?? -1)) {
+      return "checkpoint snapshot marker differs from the records before it";
+    }
+    return null;
   }
 
   // ------------------------------------------------------------ locations and cache
@@ -267,6 +305,11 @@ export class GroupLog {
     this.entryOffsets.splice(0, dead);
     this.base = this.firstIndex;
   }
+}
+
+function sameHardState(left: HardState | null, right: HardState | null): boolean {
+  if (!left || !right) return left === right;
+  return left.term === right.term && left.vote === right.vote && left.commit === right.commit;
 }
 
 function cost(entry: Entry): number {

@@ -20,7 +20,7 @@
  *    0  4  CRC32C of bytes [4, 16 + payload length) of the record: the rest of
  *          the header and the whole payload, so one pass covers both
  *    4  4  payload length in bytes (at most limits.walRecordBytesMax)
- *    8  1  record type (1 entries, 2 hard state, 3 snapshot marker)
+ *    8  1  record type (1 entries, 2 hard state, 3 snapshot marker, 4 checkpoint)
  *    9  3  reserved, zero
  *   12  4  group id (u32)
  *   16  …  payload
@@ -40,6 +40,22 @@
  *      0  8  index, 8 8 term (0 only with index 0), 16 1 autoLeave (0 or 1),
  *     17  3  reserved, zero, then four id lists — voters, votersOutgoing,
  *            learners, learnersNext — each a u32 count followed by u64 ids.
+ *
+ *   checkpoint (4), one group's whole state at the start of a segment:
+ *      0  1  flags: bit 0 a hard state follows, bit 1 a snapshot marker follows
+ *      1  3  reserved, zero
+ *      4  8  first index, 12 8 last index (last >= first - 1)
+ *     20  4  count of term runs, then per run: index of its first entry u64,
+ *            term u64 (runs start at the first index, indexes and terms rise)
+ *      …     hard state payload (24 bytes) if flagged, then a snapshot marker
+ *            payload if flagged. Without a marker the first index is 1, with
+ *            one it is the marker's index + 1.
+ *
+ * Every segment's first batch begins with a checkpoint of every group that
+ * has any state, so recovery can start from the oldest segment still on disk
+ * after older ones were deleted: it learns each group's log shape (indexes and
+ * terms) from the checkpoint, and any entry that is still in the log at the
+ * end but whose bytes were only in a deleted segment is reported as missing.
  *
  * The data of a snapshot lives in the state store, not here: the marker only
  * says where the log now begins and what the membership was at that point.
@@ -65,6 +81,7 @@ export const RecordType = {
   Entries: 1,
   HardState: 2,
   SnapshotMarker: 3,
+  Checkpoint: 4,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
@@ -105,10 +122,14 @@ export function encodeEntriesRecord(
 
 export function encodeHardStateRecord(target: Buffer, offset: number, group: GroupId, hardState: HardState): number {
   const at = offset + RECORD_HEADER_BYTES;
+  writeHardStatePayload(target, at, hardState);
+  return finishRecord(target, offset, at + HARD_STATE_PAYLOAD_BYTES, RecordType.HardState, group);
+}
+
+function writeHardStatePayload(target: Buffer, at: number, hardState: HardState): void {
   writeU64(target, hardState.term, at);
   target.writeBigUInt64LE(hardState.vote, at + 8);
   writeU64(target, hardState.commit, at + 16);
-  return finishRecord(target, offset, at + HARD_STATE_PAYLOAD_BYTES, RecordType.HardState, group);
 }
 
 export function snapshotMarkerRecordBytes(metadata: SnapshotMetadata): number {
@@ -118,7 +139,12 @@ export function snapshotMarkerRecordBytes(metadata: SnapshotMetadata): number {
 }
 
 export function encodeSnapshotMarkerRecord(target: Buffer, offset: number, group: GroupId, metadata: SnapshotMetadata): number {
-  let at = offset + RECORD_HEADER_BYTES;
+  const end = writeSnapshotMarkerPayload(target, offset + RECORD_HEADER_BYTES, metadata);
+  return finishRecord(target, offset, end, RecordType.SnapshotMarker, group);
+}
+
+function writeSnapshotMarkerPayload(target: Buffer, start: number, metadata: SnapshotMetadata): number {
+  let at = start;
   writeU64(target, metadata.index, at);
   writeU64(target, metadata.term, at + 8);
   target[at + 16] = metadata.confState.autoLeave ? 1 : 0;
@@ -133,7 +159,47 @@ export function encodeSnapshotMarkerRecord(target: Buffer, offset: number, group
       at += 8;
     }
   }
-  return finishRecord(target, offset, at, RecordType.SnapshotMarker, group);
+  return at;
+}
+
+/** A group's whole state, as a checkpoint record carries it. */
+export interface Checkpoint {
+  readonly hardState: HardState | null;
+  readonly snapshot: SnapshotMetadata | null;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  /** [index, term] where each run of equal terms starts, covering [firstIndex, lastIndex]. */
+  readonly termRuns: ReadonlyArray<readonly [number, number]>;
+}
+
+const CHECKPOINT_FIXED_BYTES = 24;
+const TERM_RUN_BYTES = 16;
+
+export function checkpointRecordBytes(checkpoint: Checkpoint): number {
+  return RECORD_HEADER_BYTES + CHECKPOINT_FIXED_BYTES + TERM_RUN_BYTES * checkpoint.termRuns.length +
+    (checkpoint.hardState ? HARD_STATE_PAYLOAD_BYTES : 0) +
+    (checkpoint.snapshot ? snapshotMarkerRecordBytes(checkpoint.snapshot) - RECORD_HEADER_BYTES : 0);
+}
+
+export function encodeCheckpointRecord(target: Buffer, offset: number, group: GroupId, checkpoint: Checkpoint): number {
+  let at = offset + RECORD_HEADER_BYTES;
+  target[at] = (checkpoint.hardState ? 1 : 0) | (checkpoint.snapshot ? 2 : 0);
+  target.fill(0, at + 1, at + 4);
+  writeU64(target, checkpoint.firstIndex, at + 4);
+  writeU64(target, checkpoint.lastIndex, at + 12);
+  target.writeUInt32LE(checkpoint.termRuns.length, at + 20);
+  at += CHECKPOINT_FIXED_BYTES;
+  for (const [index, term] of checkpoint.termRuns) {
+    writeU64(target, index, at);
+    writeU64(target, term, at + 8);
+    at += TERM_RUN_BYTES;
+  }
+  if (checkpoint.hardState) {
+    writeHardStatePayload(target, at, checkpoint.hardState);
+    at += HARD_STATE_PAYLOAD_BYTES;
+  }
+  if (checkpoint.snapshot) at = writeSnapshotMarkerPayload(target, at, checkpoint.snapshot);
+  return finishRecord(target, offset, at, RecordType.Checkpoint, group);
 }
 
 function finishRecord(target: Buffer, offset: number, end: number, type: RecordType, group: GroupId): number {
@@ -174,11 +240,11 @@ export function readRecordHeader(buffer: Buffer, offset: number, end: number): R
   const computed = crc32c(buffer, 0, offset + 4, recordEnd);
   if (stored !== computed) throw new RecordFormatError(`CRC mismatch (stored ${hex(stored)}, computed ${hex(computed)})`);
   const type = buffer[offset + 8];
-  if (type !== RecordType.Entries && type !== RecordType.HardState && type !== RecordType.SnapshotMarker) {
+  if (type < RecordType.Entries || type > RecordType.Checkpoint) {
     throw new RecordFormatError(`unknown record type ${type}`);
   }
   if (buffer[offset + 9] !== 0 || buffer[offset + 10] !== 0 || buffer[offset + 11] !== 0) throw new RecordFormatError("reserved header bytes are not zero");
-  return { type, group: buffer.readUInt32LE(offset + 12) as GroupId, payloadLength };
+  return { type: type as RecordType, group: buffer.readUInt32LE(offset + 12) as GroupId, payloadLength };
 }
 
 /** Where the end of a bad record claims to be, for deciding whether only zeros follow it. */
@@ -247,6 +313,51 @@ export function decodeHardState(buffer: Buffer, payloadStart: number, payloadEnd
 }
 
 export function decodeSnapshotMarker(buffer: Buffer, payloadStart: number, payloadEnd: number): SnapshotMetadata {
+  const { metadata, end } = readSnapshotMarker(buffer, payloadStart, payloadEnd);
+  if (end !== payloadEnd) throw new RecordFormatError(`${payloadEnd - end} stray bytes after the snapshot marker`);
+  return metadata;
+}
+
+export function decodeCheckpoint(buffer: Buffer, payloadStart: number, payloadEnd: number): Checkpoint {
+  if (payloadEnd - payloadStart < CHECKPOINT_FIXED_BYTES) throw new RecordFormatError("checkpoint too short");
+  const flags = buffer[payloadStart];
+  if (flags > 3 || buffer[payloadStart + 1] !== 0 || buffer[payloadStart + 2] !== 0 || buffer[payloadStart + 3] !== 0) {
+    throw new RecordFormatError("checkpoint flags or reserved bytes are invalid");
+  }
+  const firstIndex = readU64(buffer, payloadStart + 4, "first index");
+  const lastIndex = readU64(buffer, payloadStart + 12, "last index");
+  const runCount = buffer.readUInt32LE(payloadStart + 20);
+  if (firstIndex < 1 || lastIndex < firstIndex - 1) throw new RecordFormatError(`checkpoint log range ${firstIndex}..${lastIndex} is impossible`);
+  if ((runCount === 0) !== (lastIndex < firstIndex)) throw new RecordFormatError(`checkpoint has ${runCount} term runs for ${lastIndex - firstIndex + 1} entries`);
+  if (runCount > (payloadEnd - payloadStart - CHECKPOINT_FIXED_BYTES) / TERM_RUN_BYTES) throw new RecordFormatError("checkpoint term runs run past the record");
+  let at = payloadStart + CHECKPOINT_FIXED_BYTES;
+  const termRuns: Array<[number, number]> = [];
+  for (let k = 0; k < runCount; k++, at += TERM_RUN_BYTES) {
+    const index = readU64(buffer, at, "run index");
+    const term = readU64(buffer, at + 8, "run term");
+    const previous = termRuns[k - 1];
+    const ordered = previous ? index > previous[0] && term > previous[1] : index === firstIndex;
+    if (!ordered || index > lastIndex || term < 1) throw new RecordFormatError(`checkpoint term run ${k} (index ${index}, term ${term}) is out of order`);
+    termRuns.push([index, term]);
+  }
+  let hardState: HardState | null = null;
+  if (flags & 1) {
+    if (payloadEnd - at < HARD_STATE_PAYLOAD_BYTES) throw new RecordFormatError("checkpoint hard state runs past the record");
+    hardState = decodeHardState(buffer, at, at + HARD_STATE_PAYLOAD_BYTES);
+    at += HARD_STATE_PAYLOAD_BYTES;
+  }
+  let snapshot: SnapshotMetadata | null = null;
+  if (flags & 2) {
+    const marker = readSnapshotMarker(buffer, at, payloadEnd);
+    snapshot = marker.metadata;
+    at = marker.end;
+  }
+  if (at !== payloadEnd) throw new RecordFormatError(`${payloadEnd - at} stray bytes after the checkpoint`);
+  if (firstIndex !== (snapshot ? snapshot.index + 1 : 1)) throw new RecordFormatError(`checkpoint log starts at ${firstIndex}, not right after its snapshot marker`);
+  return { hardState, snapshot, firstIndex, lastIndex, termRuns };
+}
+
+function readSnapshotMarker(buffer: Buffer, payloadStart: number, payloadEnd: number): { metadata: SnapshotMetadata; end: number } {
   if (payloadEnd - payloadStart < SNAPSHOT_MARKER_FIXED_BYTES + 16) throw new RecordFormatError("snapshot marker too short");
   const index = readU64(buffer, payloadStart, "index");
   const term = readU64(buffer, payloadStart + 8, "term");
@@ -267,9 +378,8 @@ export function decodeSnapshotMarker(buffer: Buffer, payloadStart: number, paylo
     for (let k = 0; k < count; k++, at += 8) ids.push(buffer.readBigUInt64LE(at) as NodeId);
     lists.push(ids);
   }
-  if (at !== payloadEnd) throw new RecordFormatError(`${payloadEnd - at} stray bytes after the snapshot marker`);
   const confState: ConfState = { voters: lists[0], votersOutgoing: lists[1], learners: lists[2], learnersNext: lists[3], autoLeave: autoLeave === 1 };
-  return { index, term, confState };
+  return { metadata: { index, term, confState }, end: at };
 }
 
 function readU64(buffer: Buffer, at: number, what: string): number {

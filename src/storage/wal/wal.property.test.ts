@@ -94,7 +94,7 @@ type RawOperation =
 type Step =
   | { kind: "record"; operation: RawOperation }
   | { kind: "restart" }
-  | { kind: "powerCut"; operations: RawOperation[]; ticks: number; torn: boolean; seed: number };
+  | { kind: "powerCut"; operations: RawOperation[]; pauses: boolean[]; ticks: number; torn: boolean; seed: number };
 
 function turnIntoRecord(model: Model, raw: RawOperation): WalRecord | null {
   const id = groupId(raw.group);
@@ -136,7 +136,7 @@ function turnIntoRecord(model: Model, raw: RawOperation): WalRecord | null {
 const rawOperation: fc.Arbitrary<RawOperation> = fc.oneof(
   { weight: 6, arbitrary: fc.record({
     kind: fc.constant("append" as const), group: fc.nat(GROUPS - 1), back: fc.oneof(fc.constant(0), fc.nat(4)),
-    count: fc.integer({ min: 1, max: 4 }), bumps: fc.array(fc.nat(1), { maxLength: 4 }), length: fc.nat(40), conf: fc.boolean(),
+    count: fc.integer({ min: 1, max: 4 }), bumps: fc.array(fc.nat(1), { maxLength: 4 }), length: fc.nat(60), conf: fc.boolean(),
   }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("hardState" as const), group: fc.nat(GROUPS - 1), bump: fc.nat(2), commit: fc.nat(50) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("compact" as const), group: fc.nat(GROUPS - 1), at: fc.double({ min: 0, max: 0.999, noNaN: true }) }) },
@@ -149,16 +149,16 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: "restart" as const }) },
   { weight: 2, arbitrary: fc.record({
     kind: fc.constant("powerCut" as const), operations: fc.array(rawOperation, { minLength: 1, maxLength: 6 }),
-    ticks: fc.nat(6), torn: fc.boolean(), seed: fc.nat(),
+    pauses: fc.array(fc.boolean(), { maxLength: 6 }), ticks: fc.nat(3), torn: fc.boolean(), seed: fc.nat(),
   }) },
 );
 
-const options = fc.record({ segmentBytes: fc.constantFrom(256, 512, 2048), cacheBytesMax: fc.constantFrom(200, 1000, 1 << 20) });
+const options = fc.record({ segmentBytes: fc.constantFrom(160, 256, 512, 2048), cacheBytesMax: fc.constantFrom(200, 1000, 1 << 20) });
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 async function run(steps: readonly Step[], walOptions: { segmentBytes: number; cacheBytesMax: number }): Promise<void> {
-  const fs = new MemoryFileSystem({ latency: "macrotask" });
+  let fs = new MemoryFileSystem({ latency: "macrotask" });
   let wal: Wal = await openTestWal(fs, walOptions);
   let model: Model = new Map();
   for (const current of steps) {
@@ -175,17 +175,19 @@ async function run(steps: readonly Step[], walOptions: { segmentBytes: number; c
       const states = [cloneModel(model)];
       const acknowledged: boolean[] = [];
       const pending: Promise<unknown>[] = [];
-      for (const raw of current.operations) {
+      for (const [position, raw] of current.operations.entries()) {
+        // A pause lets the batch so far go out, so that several batches can be in flight at the cut.
+        if (current.pauses[position]) await tick();
         const record = turnIntoRecord(model, raw);
         if (!record) continue;
-        const position = acknowledged.length;
+        const slot = acknowledged.length;
         acknowledged.push(false);
-        pending.push(wal.append([record]).then(() => (acknowledged[position] = true), () => {}));
+        pending.push(wal.append([record]).then(() => (acknowledged[slot] = true), () => {}));
         applyToModel(model, record);
         states.push(cloneModel(model));
       }
       for (let k = 0; k < current.ticks; k++) await tick();
-      fs.crash(current.torn ? createPrng(current.seed) : undefined);
+      fs = fs.crash(current.torn ? createPrng(current.seed) : undefined);
       const acknowledgedCount = acknowledged.filter(Boolean).length;
       await Promise.all(pending);
       wal = await openTestWal(fs, walOptions);
@@ -218,6 +220,11 @@ function isDeepEqual(left: unknown, right: unknown): boolean {
 
 describe("the WAL against a naive model", () => {
   it("reads back what the model holds through appends, truncations, compactions, restarts and power cuts", async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { maxLength: 40 }), options, run), { numRuns: 120 });
+    await fc.assert(fc.asyncProperty(fc.array(step, { maxLength: 50 }), options, run), { numRuns: Number(process.env.WAL_PROPERTY_RUNS ?? 120) });
+  });
+
+  it("does the same over long histories in small segments, where old segments get deleted", async () => {
+    const smallSegments = fc.record({ segmentBytes: fc.constantFrom(160, 256), cacheBytesMax: fc.constantFrom(200, 1 << 20) });
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 80, maxLength: 160 }), smallSegments, run), { numRuns: Number(process.env.WAL_PROPERTY_LONG_RUNS ?? 25) });
   });
 });

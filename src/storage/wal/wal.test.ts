@@ -160,9 +160,9 @@ describe("the write-ahead log", () => {
     let resolved = 0;
     const appends = Array.from({ length: 5 }, (_, k) => wal.append([{ type: "entries", group: G0, entries: makeEntries(0, k + 1, [1]) }]).then(() => resolved++));
     await appends[2];
-    fs.crash();
+    const restarted = fs.crash();
     await Promise.allSettled(appends);
-    const again = await openTestWal(fs);
+    const again = await openTestWal(restarted);
     expect(again.lastIndex(G0)).toBeGreaterThanOrEqual(3);
     expect(resolved).toBeLessThanOrEqual(again.lastIndex(G0));
     await again.close();

@@ -15,12 +15,13 @@
  * Reads are synchronous, for the Raft core: the tail from the cache, older
  * entries from the segment files (their record's CRC checked again).
  *
- * Space. Segments rotate at `segmentBytes`; the next one is prepared in the
- * background (header, zeros to its full size, fdatasync) and renamed into
- * place when needed. A segment is deleted once no group needs it: not for
- * entries still in a log, nor for the latest hard state or snapshot marker of
- * a group. At each rotation, hard states and markers living in segments older
- * than the one being left are written again, so idle groups pin nothing old.
+ * Space. Segments rotate at about `segmentBytes` (a batch that would likely
+ * overflow opens the next one; a batch larger than a segment just makes its
+ * segment longer); the next one is prepared in the background (header, zeros
+ * to its full size, fdatasync) and renamed into place when needed. Each
+ * segment begins with a checkpoint of every group (hard state, marker, log
+ * range and terms), so a segment is deleted as soon as no group has entries
+ * in it: idle groups' hard states and markers pin nothing old.
  *
  * Recovery, on open: every record of every segment is read and checked. A
  * bad record in the last segment followed by nothing but zeros or the end of
@@ -36,11 +37,12 @@ import { posix } from "node:path";
 import { assert } from "../../lib/assert.js";
 import type { ClusterId, GroupId, NodeId } from "../../lib/ids.js";
 import { limits } from "../../lib/limits.js";
-import type { Entry, HardState, SnapshotMetadata } from "../../raft/types.js";
+import type { Entry, EntryType, HardState, SnapshotMetadata } from "../../raft/types.js";
 import { FileNotFoundError, type FileHandle, type FileSystem } from "../fs/file-system.js";
 import {
   FORMAT_VERSION, RECORD_HEADER_BYTES, RecordFormatError, RecordType, SEGMENT_HEADER_BYTES,
   claimedRecordEnd, decodeEntriesLayout, decodeEntry, decodeHardState, decodeSegmentHeader, decodeSnapshotMarker,
+  checkpointRecordBytes, decodeCheckpoint, encodeCheckpointRecord,
   encodeEntriesRecord, encodeHardStateRecord, encodeSegmentHeader, encodeSnapshotMarkerRecord, entriesRecordBytes,
   isSegmentHeader, readRecordHeader, snapshotMarkerRecordBytes, HARD_STATE_PAYLOAD_BYTES,
 } from "./record-codec.js";
@@ -139,7 +141,6 @@ interface Batch {
   appends: number;
   records: number;
   readonly touched: Map<GroupLog, { low: number; high: number }>;
-  readonly stateGroups: Set<GroupLog>;
   hasMarker: boolean;
   readonly promise: Promise<void>;
   readonly resolve: () => void;
@@ -168,8 +169,12 @@ export class Wal {
   private readonly groups = new Map<GroupId, GroupLog>();
   private readonly segments = new Map<number, Segment>();
   private current!: Segment;
-  /** Where the next batch goes in the current segment. */
+  /** Where the next batch goes in the segment of the last placed batch. */
   private writeOffset = SEGMENT_HEADER_BYTES;
+  /** Segment of the last placed batch (ahead of `current` while a rotation is under way). */
+  private placedSegment = 0;
+  /** Size of the last placed batch: the guess of the next one's, for deciding on rotation. */
+  private lastBatchBytes = 0;
   private preparing: Promise<Segment> | null = null;
   private purging: Promise<void> = Promise.resolve();
 
@@ -183,6 +188,8 @@ export class Wal {
   private cacheBytes = 0;
   private counters = { appends: 0, records: 0, syncs: 0, bytesWritten: 0, appendsPerSyncMax: 0, rotations: 0, segmentsDeleted: 0, fileReads: 0 };
   private report!: RecoveryReport;
+  /** Recovery: past the oldest segment, a checkpoint can no longer introduce a group. */
+  private firstSegmentScanned = false;
 
   private constructor(private readonly options: WalOptions) {
     this.directory = options.directory;
@@ -244,26 +251,28 @@ export class Wal {
     if (entries.length === 0) throw new WalInvalidAppendError(`group ${group.group}: an entries record needs at least one entry`);
     const firstIndex = entries[0].index;
     const terms: number[] = [];
+    const types: EntryType[] = [];
     for (let k = 0; k < entries.length; k++) {
       const entry = entries[k];
       if (entry.index !== firstIndex + k) throw new WalInvalidAppendError(`group ${group.group}: entry indexes are not contiguous at ${entry.index}`);
       if (!Number.isSafeInteger(entry.term) || entry.term < 1) throw new WalInvalidAppendError(`group ${group.group}: entry ${entry.index} has invalid term ${entry.term}`);
       if (entry.type !== 0 && entry.type !== 1) throw new WalInvalidAppendError(`group ${group.group}: entry ${entry.index} has unknown type ${String(entry.type)}`);
       terms.push(entry.term);
+      types.push(entry.type);
     }
     if (!Number.isSafeInteger(firstIndex) || firstIndex < 1) throw new WalInvalidAppendError(`group ${group.group}: invalid first index ${firstIndex}`);
     const bytes = entriesRecordBytes(entries);
     if (bytes - RECORD_HEADER_BYTES > limits.walRecordBytesMax) {
       throw new WalInvalidAppendError(`group ${group.group}: ${bytes} bytes of entries exceed the record limit of ${limits.walRecordBytesMax}`);
     }
-    const reason = group.checkEntries(firstIndex, terms, false);
+    const reason = group.checkEntries(firstIndex, terms);
     if (reason) throw new WalInvalidAppendError(`group ${group.group}: ${reason}`);
     this.reserve(batch, bytes);
     const recordOffset = batch.length;
     const entryOffsets: number[] = [];
     batch.length = encodeEntriesRecord(batch.buffer, recordOffset, group.group, entries, entryOffsets);
     const cachedBefore = group.cacheBytes;
-    group.appendEntries(firstIndex, terms, entries.map((entry) => entry.type), -batch.number, recordOffset, entryOffsets, null, entries);
+    group.appendEntries(firstIndex, terms, types, -batch.number, recordOffset, entryOffsets, entries);
     this.cacheBytes += group.cacheBytes - cachedBefore;
     const touched = batch.touched.get(group);
     const lastIndex = firstIndex + entries.length - 1;
@@ -287,8 +296,6 @@ export class Wal {
     this.reserve(batch, RECORD_HEADER_BYTES + HARD_STATE_PAYLOAD_BYTES);
     batch.length = encodeHardStateRecord(batch.buffer, batch.length, group.group, hardState);
     group.setHardState(hardState);
-    group.hardStateSegment = -batch.number;
-    batch.stateGroups.add(group);
     batch.records++;
   }
 
@@ -307,12 +314,17 @@ export class Wal {
     const cachedBefore = group.cacheBytes;
     group.setSnapshotMarker(metadata);
     this.cacheBytes += group.cacheBytes - cachedBefore;
-    group.markerSegment = -batch.number;
-    batch.stateGroups.add(group);
     batch.hasMarker = true;
     batch.records++;
   }
 
+  /**
+   * Starts the next batch and decides where it goes: a batch that would
+   * likely overflow the current segment (judged by the size of the one before
+   * it) opens the next segment instead. Every segment's first batch begins
+   * with a checkpoint of every group, written now, while the groups' state is
+   * exactly what the segments before hold.
+   */
   private newBatch(): Batch {
     let resolve!: () => void;
     let reject!: (error: unknown) => void;
@@ -320,14 +332,27 @@ export class Wal {
       resolve = onResolve;
       reject = onReject;
     });
-    return {
+    const batch: Batch = {
       number: ++this.batchNumber,
       buffer: this.spareBuffers.pop() ?? Buffer.allocUnsafe(BATCH_BUFFER_BYTES),
       length: 0, appends: 0, records: 0,
-      touched: new Map(), stateGroups: new Set(), hasMarker: false,
+      touched: new Map(), hasMarker: false,
       promise, resolve, reject,
       segment: 0, baseOffset: 0, rotate: false, purgeBelow: null,
     };
+    batch.rotate = this.writeOffset > SEGMENT_HEADER_BYTES && this.writeOffset + this.lastBatchBytes >= this.segmentBytes;
+    if (batch.rotate || this.writeOffset === SEGMENT_HEADER_BYTES) this.writeCheckpoints(batch);
+    return batch;
+  }
+
+  private writeCheckpoints(batch: Batch): void {
+    for (const group of this.groups.values()) {
+      if (group.empty) continue;
+      const checkpoint = group.checkpoint();
+      this.reserve(batch, checkpointRecordBytes(checkpoint));
+      batch.length = encodeCheckpointRecord(batch.buffer, batch.length, group.group, checkpoint);
+      batch.records++;
+    }
   }
 
   private reserve(batch: Batch, bytes: number): void {
@@ -370,46 +395,32 @@ export class Wal {
   }
 
   /**
-   * Decides, synchronously and before anything else can be appended, where
-   * the batch goes: the current segment, or a new one if it would overflow.
-   * On rotation the hard states and markers that would otherwise pin old
-   * segments ride along at the end of the batch: appended now, they are
-   * exactly the groups' state as of this batch.
+   * Fixes, synchronously as the batch is taken (so before anything else can
+   * be appended), the segment and offset the batch was headed for when it
+   * started.
    */
   private placeBatch(batch: Batch): void {
-    let segment = this.current.sequence;
-    let offset = this.writeOffset;
-    if (offset > SEGMENT_HEADER_BYTES && offset + batch.length > this.segmentBytes) {
-      batch.rotate = true;
-      this.rewriteOldState(batch, segment);
-      segment++;
-      offset = SEGMENT_HEADER_BYTES;
-    }
+    const segment = batch.rotate ? this.placedSegment + 1 : this.placedSegment;
+    const offset = batch.rotate ? SEGMENT_HEADER_BYTES : this.writeOffset;
     batch.segment = segment;
     batch.baseOffset = offset;
+    this.placedSegment = segment;
     this.writeOffset = offset + batch.length;
-    for (const group of batch.stateGroups) {
-      if (group.hardStateSegment === -batch.number) group.hardStateSegment = segment;
-      if (group.markerSegment === -batch.number) group.markerSegment = segment;
-    }
+    this.lastBatchBytes = batch.length;
     if (batch.rotate || batch.hasMarker) batch.purgeBelow = Math.min(this.segmentsNeededFrom(), segment);
   }
 
-  private rewriteOldState(batch: Batch, leaving: number): void {
-    for (const group of this.groups.values()) {
-      if (group.hardState && group.hardStateSegment > 0 && group.hardStateSegment < leaving) this.writeHardState(batch, group, group.hardState);
-      if (group.snapshot && group.markerSegment > 0 && group.markerSegment < leaving) this.writeSnapshotMarker(batch, group, group.snapshot);
-    }
-  }
-
-  /** The oldest segment any group still needs (entries still in a log, latest hard state, latest marker). */
+  /**
+   * The oldest segment any group still needs: the one holding its first
+   * entry. Hard states and markers need no old segment, since every segment
+   * starts with a checkpoint of them.
+   */
   private segmentsNeededFrom(): number {
     let needed = Number.POSITIVE_INFINITY;
     for (const group of this.groups.values()) {
       // Negative values are batches not yet placed: they land in the current segment or later.
-      for (const segment of [group.hardStateSegment, group.markerSegment, group.firstEntrySegment() ?? 0]) {
-        if (segment > 0 && segment < needed) needed = segment;
-      }
+      const segment = group.firstEntrySegment() ?? 0;
+      if (segment > 0 && segment < needed) needed = segment;
     }
     return needed;
   }
@@ -628,9 +639,11 @@ export class Wal {
     if (sequences.length === 0) {
       await this.install(await this.prepareSegment(1));
       this.writeOffset = SEGMENT_HEADER_BYTES;
+      this.placedSegment = 1;
       this.report = { groups: new Map(), segments: 0, records: 0, tornTail: null, repaired: null };
     } else {
       this.report = await this.recover(sequences);
+      this.placedSegment = this.current.sequence;
     }
     // Removed only once recovery has accepted the WAL: a refused start changes nothing on disk.
     for (const name of names) {
@@ -665,6 +678,7 @@ export class Wal {
       const segment: Segment = { sequence, path, handle };
       this.segments.set(sequence, segment);
       this.current = segment;
+      this.firstSegmentScanned = k > 0;
       const scan = this.scanSegment(segment, buffer, size);
       records += scan.records;
       this.writeOffset = scan.end;
@@ -692,10 +706,10 @@ export class Wal {
       break;
     }
     for (const group of this.groups.values()) {
-      if (group.anchor) {
-        const file = this.segmentPath(group.anchor.segment);
-        throw new WalCorruptionError(file, group.anchor.offset,
-          `group ${group.group}'s log starts at index ${group.firstIndex} with no snapshot marker covering the entries before it: history is missing`);
+      // Entries known from a checkpoint whose bytes were in a deleted segment must all have been replaced or compacted away.
+      if (group.firstEntrySegment() === 0 && group.checkpointOrigin) {
+        throw new WalCorruptionError(this.segmentPath(group.checkpointOrigin.segment), group.checkpointOrigin.offset,
+          `group ${group.group} still has entries from index ${group.firstIndex} whose segment is gone: history is missing`);
       }
     }
     const groups = new Map<GroupId, GroupSummary>();
@@ -758,9 +772,9 @@ export class Wal {
     switch (type) {
       case RecordType.Entries: {
         const layout = decodeEntriesLayout(buffer, payloadStart, end);
-        const reason = group.checkEntries(layout.firstIndex, layout.terms, true);
+        const reason = group.checkEntries(layout.firstIndex, layout.terms);
         if (reason) return reason;
-        group.appendEntries(layout.firstIndex, layout.terms, layout.types, segment, offset, layout.entryOffsets, { segment, offset });
+        group.appendEntries(layout.firstIndex, layout.terms, layout.types, segment, offset, layout.entryOffsets);
         return null;
       }
       case RecordType.HardState: {
@@ -768,7 +782,6 @@ export class Wal {
         const reason = group.checkHardState(hardState);
         if (reason) return reason;
         group.setHardState(hardState);
-        group.hardStateSegment = segment;
         return null;
       }
       case RecordType.SnapshotMarker: {
@@ -776,7 +789,14 @@ export class Wal {
         const reason = group.checkSnapshotMarker(metadata);
         if (reason) return reason;
         group.setSnapshotMarker(metadata);
-        group.markerSegment = segment;
+        return null;
+      }
+      case RecordType.Checkpoint: {
+        const checkpoint = decodeCheckpoint(buffer, payloadStart, end);
+        // The oldest segment left introduces each group through its checkpoint; later ones must agree with the records.
+        if (!group.empty) return group.checkCheckpoint(checkpoint);
+        if (!this.firstSegmentScanned) group.restoreCheckpoint(checkpoint, { segment, offset });
+        else if (checkpoint.lastIndex !== 0 || checkpoint.snapshot || checkpoint.hardState) return "checkpoint of a group no earlier record knows";
         return null;
       }
     }
