@@ -168,6 +168,53 @@ describe("recovery of flipped bits", () => {
   });
 });
 
+describe("recovery of segment checkpoints", () => {
+  async function twoSegments(): Promise<{ fs: MemoryFileSystem; second: string; offsets: number[] }> {
+    const fs = new MemoryFileSystem();
+    const wal = await openTestWal(fs, { segmentBytes: 256 });
+    await wal.append([{ type: "hardState", group: G1, hardState: { term: 3, vote: nodeId(2), commit: 1 } }]);
+    await wal.append([{ type: "snapshot", group: G1, metadata: { index: 4, term: 2, confState: conf } }]);
+    for (let index = 1; index <= 6; index++) await wal.append([{ type: "entries", group: G0, entries: makeEntries(0, index, [1]) }]);
+    await wal.close();
+    const second = "/wal/0000000000000002.wal";
+    return { fs, second, offsets: recordOffsets(fs.readFile(second)) };
+  }
+
+  it("starts a new segment with a checkpoint of every group, which a reopen agrees with", async () => {
+    const { fs, second, offsets } = await twoSegments();
+    const bytes = Buffer.from(fs.readFile(second));
+    const leadingCheckpoints = offsets.slice(0, -1).findIndex((offset) => bytes[offset + 8] !== 4);
+    expect(leadingCheckpoints).toBeGreaterThanOrEqual(1);
+    const wal = await openTestWal(fs, { segmentBytes: 256 });
+    expect(wal.recovery.groups.get(G1)).toMatchObject({ hardState: { term: 3, vote: 2n, commit: 1 }, snapshot: { index: 4, term: 2 } });
+    await wal.close();
+  });
+
+  it("refuses a checkpoint with any bit flipped, naming the file and offset", async () => {
+    const { fs, second, offsets } = await twoSegments();
+    for (let bit = offsets[0] * 8; bit < offsets[1] * 8; bit++) {
+      const damaged = copyFileSystem(fs, (path, bytes) => (path === second ? withBytes(bytes, (copy) => (copy[bit >> 3] ^= 1 << (bit & 7))) : bytes));
+      expectCorruptionAt(await openOutcome(damaged), second, offsets[0], `checkpoint bit ${bit - offsets[0] * 8} flipped`);
+    }
+  });
+
+  it("recovers from the checkpoint alone once the segment before it is gone and nothing needed it", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await openTestWal(fs, { segmentBytes: 256 });
+    await wal.append([{ type: "hardState", group: G1, hardState: { term: 3, vote: nodeId(2), commit: 1 } }]);
+    for (let index = 1; index <= 12; index++) await wal.append([{ type: "entries", group: G0, entries: makeEntries(0, index, [1]) }]);
+    await wal.append([{ type: "snapshot", group: G0, metadata: { index: 11, term: 1, confState: conf } }]);
+    await wal.append([{ type: "entries", group: G0, entries: makeEntries(0, 13, [2]) }]);
+    await wal.settled();
+    const before = dumpWal(wal);
+    await wal.close();
+    expect(fs.listFiles()).not.toContain(SEGMENT);
+    const again = await openTestWal(fs, { segmentBytes: 256 });
+    expect(dumpWal(again)).toEqual(before);
+    await again.close();
+  });
+});
+
 describe("recovery of impossible records", () => {
   async function withAppendedRecord(group: GroupId, firstIndex: number, terms: number[]): Promise<{ fs: MemoryFileSystem; offset: number }> {
     const { fs, end } = await build(recordsByKind.entries, true);
