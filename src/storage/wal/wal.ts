@@ -638,6 +638,8 @@ export class Wal {
     }
     if (sequences.length === 0) {
       await this.install(await this.prepareSegment(1));
+      // The directory may be new too: its own name must be durable in its parent.
+      await this.fileSystem.syncDirectory(posix.dirname(this.directory));
       this.writeOffset = SEGMENT_HEADER_BYTES;
       this.placedSegment = 1;
       this.report = { groups: new Map(), segments: 0, records: 0, tornTail: null, repaired: null };
