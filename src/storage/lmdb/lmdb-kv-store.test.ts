@@ -7,7 +7,7 @@ import { rangeRequest } from "../../kv/command.js";
 import { NewerFormatError, SnapshotCorruptError, SnapshotFormatError } from "../../kv/errors.js";
 import { Mvcc } from "../../kv/mvcc.js";
 import { encodeMetaNumber, KvTable, MetaKey } from "../../kv/store.js";
-import { bytes, defineMvccConformance, put, text } from "../../kv/testing/mvcc-conformance.js";
+import { defineMvccConformance, put, text } from "../../kv/testing/mvcc-conformance.js";
 import { installMemorySnapshot } from "../memory-kv/snapshot.js";
 import { MemoryKvStore } from "../memory-kv/memory-kv-store.js";
 import { DurableAppliedIndex, snapshotStream } from "./durable-applied.js";
