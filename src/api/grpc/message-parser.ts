@@ -29,7 +29,8 @@ export class MalformedFrameError extends Error {
 export type MessageSink = (compressed: boolean, body: Uint8Array) => void;
 
 export class GrpcMessageParser {
-  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  /** Only for a header split across chunks; allocated on first need (most calls never need it). */
+  private header: Buffer | undefined;
   private headerFilled = 0;
   private body: Buffer | undefined;
   private bodyFilled = 0;
@@ -71,6 +72,7 @@ export class GrpcMessageParser {
       }
       if (this.headerFilled < FRAME_HEADER_BYTES) {
         const take = Math.min(FRAME_HEADER_BYTES - this.headerFilled, end - offset);
+        this.header ??= Buffer.allocUnsafe(FRAME_HEADER_BYTES);
         this.header.set(chunk.subarray(offset, offset + take), this.headerFilled);
         this.headerFilled += take;
         offset += take;

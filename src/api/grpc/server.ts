@@ -214,29 +214,39 @@ class Http2GrpcServer implements GrpcServer {
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on("error", (error) => this.logger.debug({ err: error }, "grpc stream error"));
     const session = stream.session;
-    if (session) {
-      this.openStreams.set(session, (this.openStreams.get(session) ?? 0) + 1);
-      stream.once("close", () => this.openStreams.set(session, (this.openStreams.get(session) ?? 1) - 1));
-    }
+    if (session) this.openStreams.set(session, (this.openStreams.get(session) ?? 0) + 1);
+    const method = this.route(stream, headers);
+    if (method) new ServerCall(this, stream, headers, method.registered, method.timeoutMs).start();
+    else stream.once("close", () => this.streamClosed(stream));
+  }
+
+  /** Bookkeeping for the idle timeout: every stream the server saw ends here once. */
+  streamClosed(stream: http2.ServerHttp2Stream): void {
+    const session = stream.session;
+    if (session) this.openStreams.set(session, (this.openStreams.get(session) ?? 1) - 1);
+  }
+
+  /** The method a stream calls, or undefined after answering the stream with an error. */
+  private route(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): { registered: RegisteredMethod; timeoutMs: number | undefined } | undefined {
     if (headers[":method"] !== "POST") {
       respondHttpError(stream, 405, "gRPC requires POST");
-      return;
+      return undefined;
     }
     const contentType = headers["content-type"];
     if (typeof contentType !== "string" || !(contentType === "application/grpc" || contentType.startsWith("application/grpc+") || contentType.startsWith("application/grpc;"))) {
       respondHttpError(stream, 415, `unsupported content-type ${JSON.stringify(contentType ?? "")}: this is a gRPC endpoint`);
-      return;
+      return undefined;
     }
     const path = headers[":path"] ?? "";
     const method = this.methods.get(path);
     if (!method) {
       respondTrailersOnly(stream, GrpcStatus.unimplemented, this.unknownMethodMessage(path));
-      return;
+      return undefined;
     }
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") {
       respondTrailersOnly(stream, GrpcStatus.unimplemented, `grpc: Decompressor is not installed for grpc-encoding ${JSON.stringify(encoding)}`);
-      return;
+      return undefined;
     }
     let timeoutMs: number | undefined;
     try {
@@ -244,13 +254,13 @@ class Http2GrpcServer implements GrpcServer {
     } catch (error) {
       assert(error instanceof MalformedTimeoutError, "parseGrpcTimeoutMs only throws MalformedTimeoutError");
       respondTrailersOnly(stream, GrpcStatus.internal, `transport: ${error.message}`);
-      return;
+      return undefined;
     }
     if (this.closing) {
       respondTrailersOnly(stream, GrpcStatus.unavailable, "grpc: the server is shutting down");
-      return;
+      return undefined;
     }
-    new ServerCall(this, stream, headers, method, timeoutMs).start();
+    return { registered: method, timeoutMs };
   }
 
   private unknownMethodMessage(path: string): string {
@@ -318,6 +328,11 @@ export function statusOf(error: unknown): { code: GrpcStatusCode; message: strin
   return { code: GrpcStatus.unknown, message };
 }
 
+// Shared, never mutated: node copies header objects into its own frame buffers.
+const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = Object.freeze({ ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity" });
+const OK_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
+const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+
 /**
  * One call = one HTTP/2 stream. It owns the request parser, the lazily made
  * AbortController, the deadline timer, and the single place where the call
@@ -333,6 +348,7 @@ class ServerCall implements CallContext {
   private trailers: http2.OutgoingHttpHeaders | undefined;
   private readonly drainWaiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private requestQueue: RequestQueue<unknown> | undefined;
+  private drainListening = false;
   readonly deadlineMs: number | undefined;
   requestBytes = 0;
 
@@ -369,7 +385,6 @@ class ServerCall implements CallContext {
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("end", () => this.onEnd());
     stream.on("close", () => this.onClose());
-    stream.on("drain", () => this.onDrain());
     if (this.method.kind === "bidiStream") {
       const queue = new RequestQueue<unknown>(() => stream.pause(), () => stream.resume());
       this.requestQueue = queue;
@@ -434,12 +449,13 @@ class ServerCall implements CallContext {
   /** The stream is gone (finished, reset by the client, or the connection died). */
   private onClose(): void {
     this.server.calls.delete(this);
+    this.server.streamClosed(this.stream);
     clearTimeout(this.deadlineTimer);
     if (!this.finished) {
       this.finished = true;
       this.abort(new GrpcError(GrpcStatus.cancelled, "context canceled"));
     }
-    this.rejectDrainWaiters(this.cancelReason ?? new GrpcError(GrpcStatus.cancelled, "context canceled"));
+    if (this.drainWaiters.length > 0) this.rejectDrainWaiters(this.cancelReason ?? new GrpcError(GrpcStatus.cancelled, "context canceled"));
   }
 
   private onDeadline(): void {
@@ -514,10 +530,10 @@ class ServerCall implements CallContext {
     const stream = this.stream;
     if (stream.headersSent) return true;
     if (stream.destroyed) return false;
-    stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity" }, { waitForTrailers: true });
+    stream.respond(RESPONSE_HEADERS, WAIT_FOR_TRAILERS);
     stream.once("wantTrailers", () => {
       try {
-        stream.sendTrailers(this.trailers ?? { "grpc-status": String(GrpcStatus.ok) });
+        stream.sendTrailers(this.trailers ?? OK_TRAILERS);
       } catch (error) {
         this.server.logger.debug({ err: error }, "grpc trailers not sent");
       }
@@ -539,9 +555,7 @@ class ServerCall implements CallContext {
         return;
       }
       this.sendHeaders();
-      this.trailers = code === GrpcStatus.ok
-        ? { "grpc-status": "0" }
-        : { "grpc-status": String(code), "grpc-message": encodeGrpcMessage(message) };
+      this.trailers = code === GrpcStatus.ok ? OK_TRAILERS : { "grpc-status": String(code), "grpc-message": encodeGrpcMessage(message) };
       if (lastMessage) stream.end(lastMessage);
       else stream.end();
     } catch (error) {
@@ -561,6 +575,10 @@ class ServerCall implements CallContext {
     const framed = frameMessage(this.method.codecs.response, message);
     if (!this.sendHeaders()) return Promise.reject(new GrpcError(GrpcStatus.cancelled, "context canceled"));
     if (this.stream.write(framed)) return Promise.resolve();
+    if (!this.drainListening) {
+      this.drainListening = true;
+      this.stream.on("drain", () => this.onDrain());
+    }
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
