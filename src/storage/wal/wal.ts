@@ -188,6 +188,9 @@ export class Wal {
   private cacheBytes = 0;
   private counters = { appends: 0, records: 0, syncs: 0, bytesWritten: 0, appendsPerSyncMax: 0, rotations: 0, segmentsDeleted: 0, fileReads: 0 };
   private report!: RecoveryReport;
+  private readonly scratchTerms: number[] = [];
+  private readonly scratchTypes: EntryType[] = [];
+  private readonly scratchOffsets: number[] = [];
   /** Recovery: past the oldest segment, a checkpoint can no longer introduce a group. */
   private firstSegmentScanned = false;
 
@@ -250,8 +253,13 @@ export class Wal {
   private acceptEntries(batch: Batch, group: GroupLog, entries: readonly Entry[]): void {
     if (entries.length === 0) throw new WalInvalidAppendError(`group ${group.group}: an entries record needs at least one entry`);
     const firstIndex = entries[0].index;
-    const terms: number[] = [];
-    const types: EntryType[] = [];
+    // Scratch arrays reused by every append: the group log copies what it keeps, so the hot path allocates nothing here.
+    const terms = this.scratchTerms;
+    const types = this.scratchTypes;
+    const entryOffsets = this.scratchOffsets;
+    terms.length = 0;
+    types.length = 0;
+    entryOffsets.length = 0;
     for (let k = 0; k < entries.length; k++) {
       const entry = entries[k];
       if (entry.index !== firstIndex + k) throw new WalInvalidAppendError(`group ${group.group}: entry indexes are not contiguous at ${entry.index}`);
@@ -269,7 +277,6 @@ export class Wal {
     if (reason) throw new WalInvalidAppendError(`group ${group.group}: ${reason}`);
     this.reserve(batch, bytes);
     const recordOffset = batch.length;
-    const entryOffsets: number[] = [];
     batch.length = encodeEntriesRecord(batch.buffer, recordOffset, group.group, entries, entryOffsets);
     const cachedBefore = group.cacheBytes;
     group.appendEntries(firstIndex, terms, types, -batch.number, recordOffset, entryOffsets, entries);
