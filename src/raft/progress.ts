@@ -45,6 +45,12 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest in-flight message: the follower answered a heartbeat, so the pipe is alive even if appends were lost. */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.indexes[this.head]);
+  }
+
   full(): boolean {
     return this.count >= this.countMax || this.bytes >= this.bytesMax;
   }
@@ -67,6 +73,8 @@ export class Progress {
   pendingSnapshot: LogIndex = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** Leader ticks at which the last heartbeat this member answered was sent (for lease reads). */
+  lastAckTick = Number.NEGATIVE_INFINITY;
   /** In probe state: one append is outstanding, wait for its answer (or a heartbeat answer). */
   probeSent = false;
   readonly inflights: Inflights;

@@ -26,6 +26,10 @@ import { bytesKey, entryBytes } from "./util.js";
 const EMPTY = new Uint8Array(0);
 /** Vote context marking an election forced by leadership transfer: it may disrupt a live leader's lease. */
 const TRANSFER_CONTEXT = new Uint8Array([0x74]);
+/** Heartbeat rounds whose send tick is remembered: answers older than this cannot extend a lease anyway. */
+const HEARTBEAT_ROUNDS_REMEMBERED = 256;
+/** Ticks a lease is shortened by, for nodes whose clocks tick at slightly different rates. */
+const LEASE_MARGIN_TICKS = 2;
 
 const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
 
@@ -60,6 +64,7 @@ export class Raft {
   droppedForwardedProposals = 0;
 
   private electionElapsed = 0;
+  private transferCampaignPending = false;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private readonly electionTicks: number;
@@ -73,6 +78,11 @@ export class Raft {
   private readonly random: Prng;
   private readonly logger: RaftLogger;
   readonly faults: RaftFaults;
+
+  /** Ticks since this node became leader; heartbeat rounds are stamped with it. */
+  private leaderTicks = 0;
+  private heartbeatRound = 0;
+  private readonly heartbeatRoundSentTick = new Map<number, number>();
 
   private pendingReads = new Map<string, PendingRead>();
   private pendingReadOrder: string[] = [];
@@ -202,10 +212,15 @@ export class Raft {
   }
 
   private broadcastHeartbeat(context: Uint8Array): void {
+    // Each round is numbered (in the otherwise unused index field, echoed back) so that an answer
+    // tells the leader when the heartbeat it answers was sent: the basis of lease reads.
+    const round = ++this.heartbeatRound;
+    this.heartbeatRoundSentTick.set(round, this.leaderTicks);
+    this.heartbeatRoundSentTick.delete(round - HEARTBEAT_ROUNDS_REMEMBERED);
     for (const [id, progress] of this.tracker.progress) {
       if (id === this.id) continue;
       // Never tell a follower to commit beyond what it is known to have.
-      this.send({ type: MessageType.Heartbeat, to: id, commit: Math.min(progress.match, this.log.committed), context });
+      this.send({ type: MessageType.Heartbeat, to: id, commit: Math.min(progress.match, this.log.committed), context, index: round });
     }
   }
 
@@ -217,6 +232,7 @@ export class Raft {
       this.vote = NO_NODE;
     }
     this.leader = NO_NODE;
+    this.transferCampaignPending = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.electionTicks + this.random.int(this.electionTicks);
@@ -266,6 +282,8 @@ export class Raft {
     this.reset(this.term);
     this.leader = this.id;
     this.role = Role.Leader;
+    this.leaderTicks = 0;
+    this.heartbeatRoundSentTick.clear();
     this.tracker.progress.get(this.id)?.becomeReplicate();
     // Conservatively assume an unapplied conf change may be in the log.
     this.pendingConfIndex = this.log.lastIndex();
@@ -314,6 +332,14 @@ export class Raft {
     }
     this.becomeLeader();
     this.broadcastAppend();
+  }
+
+  /** A transfer asked us to campaign while committed conf changes were unapplied: campaign now if they are. */
+  campaignIfTransferPending(): void {
+    if (!this.transferCampaignPending || this.role !== Role.Follower || this.hasUnappliedConfChanges()) return;
+    this.transferCampaignPending = false;
+    this.logger.info(`${this.describe()} campaigns for the leadership transfer it was asked for`);
+    this.hup(true);
   }
 
   /** Called once this candidate's hard state (its own vote) for the current term is durable. */
@@ -366,6 +392,7 @@ export class Raft {
   }
 
   private tickLeader(): void {
+    this.leaderTicks++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTicks) {
@@ -375,6 +402,7 @@ export class Raft {
         this.logger.info(`${this.describe()} abandons leadership transfer to ${this.leadTransferee}: it did not finish within an election timeout`);
         this.leadTransferee = NO_NODE;
       }
+      this.handOverIfRemoved();
     }
     if (this.role !== Role.Leader) return;
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
@@ -513,7 +541,7 @@ export class Raft {
         this.electionElapsed = 0;
         this.leader = m.from;
         this.log.commitTo(m.commit);
-        this.send({ type: MessageType.HeartbeatResp, to: m.from, context: m.context });
+        this.send({ type: MessageType.HeartbeatResp, to: m.from, context: m.context, index: m.index });
         return;
       case MessageType.Snap:
         this.electionElapsed = 0;
@@ -521,6 +549,11 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
+        if (this.hasUnappliedConfChanges()) {
+          // Campaign once they are applied (see campaignIfTransferPending), or the transfer would stall.
+          this.transferCampaignPending = true;
+          return;
+        }
         this.logger.info(`${this.describe()} campaigns at once: leadership transfer from ${m.from}`);
         this.hup(true);
         return;
@@ -567,12 +600,17 @@ export class Raft {
         progress.recentActive = true;
         this.handleAppendResponse(m, progress);
         return;
-      case MessageType.HeartbeatResp:
+      case MessageType.HeartbeatResp: {
         progress.recentActive = true;
         progress.probeSent = false;
+        const sentTick = this.heartbeatRoundSentTick.get(m.index);
+        if (sentTick !== undefined && sentTick > progress.lastAckTick) progress.lastAckTick = sentTick;
+        // Appends filling the window may have been lost: the follower is alive, so make room to send again.
+        if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirstOne();
         if (progress.match < this.log.lastIndex()) this.sendAppendsTo(m.from);
         if (m.context.length > 0) this.handleReadAck(m);
         return;
+      }
       default:
         return;
     }
@@ -819,9 +857,10 @@ export class Raft {
     }
     if (this.role !== Role.Leader) return;
     if (!this.tracker.isVoter(this.id)) {
-      // Removed (or demoted): hand over by stepping down; a voter of the new config will time out and win.
-      this.logger.info(`${this.describe()} steps down: no longer a voter`);
-      this.becomeFollower(this.term, NO_NODE);
+      // Removed (or demoted). Stepping down at once can deadlock the cluster: voters that have not yet
+      // learned that the change committed still need our vote, and we would refuse them (our log is
+      // longer). So keep leading, refuse proposals, and hand leadership to the most caught-up voter.
+      this.handOverIfRemoved();
       return;
     }
     if (this.leadTransferee !== NO_NODE && !this.tracker.isVoter(this.leadTransferee)) this.leadTransferee = NO_NODE;
@@ -830,6 +869,22 @@ export class Raft {
   }
 
   // ---------------------------------------------------------------- leadership transfer
+
+  private handOverIfRemoved(): void {
+    if (this.role !== Role.Leader || this.tracker.isVoter(this.id) || this.leadTransferee !== NO_NODE) return;
+    let target: NodeId = NO_NODE;
+    let targetMatch = -1;
+    for (const id of this.tracker.voterIds()) {
+      const match = this.tracker.progress.get(id)?.match ?? 0;
+      if (match > targetMatch) {
+        target = id;
+        targetMatch = match;
+      }
+    }
+    if (target === NO_NODE) return;
+    this.logger.info(`${this.describe()} is no longer a voter: handing leadership to ${target}`);
+    this.leaderTransfer(target);
+  }
 
   transferLeadership(to: NodeId): void {
     this.stepLocal({ ...this.localMessage(MessageType.TransferLeader), from: to });
@@ -870,6 +925,25 @@ export class Raft {
     };
   }
 
+  /**
+   * A leader lease: a quorum answered heartbeats sent less than an election
+   * timeout (minus a margin for clock-rate differences) ago. Those followers
+   * reset their election timers on receipt and, under CheckQuorum, refuse to
+   * vote for anyone else for an election timeout, so no other leader can
+   * exist yet. Leadership alone is not enough: CheckQuorum notices a lost
+   * quorum only up to two election timeouts late.
+   */
+  private leaseValid(): boolean {
+    if (this.leadTransferee !== NO_NODE) return false; // a transfer deliberately breaks followers' leases
+    const horizon = this.leaderTicks - (this.electionTicks - LEASE_MARGIN_TICKS);
+    const votes = new Map<NodeId, boolean>();
+    for (const id of this.tracker.voterIds()) {
+      if (id === this.id) votes.set(id, true);
+      else votes.set(id, (this.tracker.progress.get(id)?.lastAckTick ?? Number.NEGATIVE_INFINITY) > horizon);
+    }
+    return this.tracker.voteResult(votes) === "won";
+  }
+
   private committedInCurrentTerm(): boolean {
     return this.log.term(this.log.committed) === this.term;
   }
@@ -882,7 +956,7 @@ export class Raft {
     }
     const index = this.log.committed;
     const singleVoter = this.tracker.voterIds().length === 1 && this.tracker.isVoter(this.id);
-    if (singleVoter || this.leaseReads || this.faults.readIndexWithoutQuorum) {
+    if (singleVoter || (this.leaseReads && this.leaseValid()) || this.faults.readIndexWithoutQuorum) {
       this.answerRead({ index, from: m.from, context: m.context, acks: new Map() });
       return;
     }

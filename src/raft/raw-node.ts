@@ -36,6 +36,8 @@ export class RawNode implements RaftNode {
   private previousSoft: SoftState;
   private previousHard: HardState;
   private inFlight: InFlight | null = null;
+  /** The latest snapshot message that arrived while a Ready was outstanding. */
+  private deferredSnapshot: Message | null = null;
   /** Messages from the network that named a local-only type (a peer bug or garbage). */
   droppedLocalMessages = 0;
 
@@ -68,6 +70,12 @@ export class RawNode implements RaftNode {
   step(message: Message): void {
     if (LOCAL_ONLY.has(message.type)) {
       this.droppedLocalMessages++;
+      return;
+    }
+    if (message.type === MessageType.Snap && this.inFlight !== null) {
+      // The application is applying entries (maybe conf changes) handed out below the snapshot:
+      // restoring now would let it apply an older membership on top of the snapshot's. Wait for advance().
+      this.deferredSnapshot = message;
       return;
     }
     this.raft.step(message);
@@ -181,6 +189,12 @@ export class RawNode implements RaftNode {
     if (done.hardState !== null && done.hardState.vote === raft.id) raft.selfVotePersisted(done.hardState.term);
     if (done.appliedIndex !== null && done.appliedIndex > raft.log.applied) raft.log.appliedTo(done.appliedIndex);
     raft.maybeAutoLeave();
+    raft.campaignIfTransferPending();
+    if (this.deferredSnapshot) {
+      const message = this.deferredSnapshot;
+      this.deferredSnapshot = null;
+      raft.step(message);
+    }
   }
 
   status(): RaftStatus {

@@ -117,6 +117,24 @@ export function runScenario(text: string, implementation: RaftImplementation): S
   return { rendered: formatScript(items, outputs), failures: harness.failures };
 }
 
+/**
+ * For cores with a planted fault: runs until the script ends or the broken
+ * core wedges the harness (a cluster that never settles), and returns the
+ * failed expectations seen until then plus what stopped the run.
+ */
+export function collectFailures(text: string, implementation: RaftImplementation): readonly string[] {
+  const harness = new ScenarioHarness(implementation);
+  for (const item of parseScript(text)) {
+    if (item.kind !== "command") continue;
+    try {
+      harness.execute(item.command);
+    } catch (error) {
+      return [...harness.failures, `stopped: ${(error as Error).message}`];
+    }
+  }
+  return harness.failures;
+}
+
 export class ScenarioHarness {
   readonly failures: string[] = [];
   private readonly nodes = new Map<NodeId, NodeHarness>();

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { describe, it, expect } from "vitest";
 import { MemoryStorage, RawNode, encodeConfChange, decodeConfChange } from "../../src/raft/mod.js";
 import type { RaftFaults } from "../../src/raft/mod.js";
-import { runScenario, type RaftImplementation } from "./interpreter.js";
+import { collectFailures, runScenario, type RaftImplementation } from "./interpreter.js";
 
 const testdata = join(dirname(fileURLToPath(import.meta.url)), "testdata");
 const rewrite = process.env.REWRITE === "1";
@@ -55,8 +55,8 @@ describe("Raft scenario scripts against a core with a planted fault", () => {
   for (const { fault, script, failure } of cases) {
     it(`${script} fails when the core runs with ${fault}`, () => {
       const faulty: RaftImplementation = { ...raft, createNode: (config) => new RawNode({ ...config, faults: { [fault]: true } }) };
-      const result = runScenario(readFileSync(join(testdata, script), "utf8"), faulty);
-      expect(result.failures.join("\n")).toMatch(failure);
+      const failures = collectFailures(readFileSync(join(testdata, script), "utf8"), faulty);
+      expect(failures.join("\n")).toMatch(failure);
     });
   }
 });
