@@ -107,8 +107,10 @@ describe("the write-ahead log", () => {
     const wal = await openTestWal(memoryFileSystem());
     if (before.length > 0) await wal.append(before);
     const lastIndex = wal.lastIndex(G0);
+    const groups = wal.groupIds();
     expect(() => wal.append([bad])).toThrow(WalInvalidAppendError);
     expect(wal.lastIndex(G0)).toBe(lastIndex);
+    expect(wal.groupIds()).toEqual(groups);
     await wal.close();
   });
 

@@ -526,8 +526,9 @@ export class Wal {
 
   // ------------------------------------------------------------------ reads
 
+  /** Groups with anything recorded (hard state, marker or entries). */
   groupIds(): GroupId[] {
-    return [...this.groups.keys()].sort((a, b) => a - b);
+    return [...this.groups.values()].filter((group) => !group.empty).map((group) => group.group).sort((a, b) => a - b);
   }
 
   firstIndex(group: GroupId): number {
