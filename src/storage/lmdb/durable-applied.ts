@@ -1,7 +1,8 @@
 /**
- * The applied index that is on disk, not just committed. LMDB commits are
- * flushed in the background (overlappingSync), so right after an apply the
- * store's applied index may still be lost by a power cut; the Raft log must
+ * The applied index that is on disk, not just committed. With
+ * overlappingSync an LMDB commit is visible before its flush completes, so
+ * right after an apply the store's applied index may still be lost by a
+ * power cut; the Raft log must
  * keep every entry above the durable one. The runtime reports each apply
  * here and compacts the log only below `durable`.
  */

@@ -30,6 +30,18 @@ defineMvccConformance("LMDB", {
   },
 });
 
+const openedInBackground: LmdbKvStore[] = [];
+defineMvccConformance("LMDB (background sync)", {
+  create: () => {
+    const store = LmdbKvStore.open(freshDirectory(), { syncMode: "background" });
+    openedInBackground.push(store);
+    return store;
+  },
+  dispose: () => {
+    for (const store of openedInBackground.splice(0)) void store.close();
+  },
+});
+
 const b = (...values: number[]) => new Uint8Array(values);
 const keys = (entries: Iterable<{ key: Uint8Array }>) => [...entries].map((entry) => [...entry.key]);
 const ALL = new Uint8Array([0]);
@@ -80,6 +92,20 @@ describe("LmdbKvStore", () => {
     const mvcc = new Mvcc(reopened);
     expect({ applied: mvcc.appliedIndex(), revision: mvcc.currentRevision() }).toEqual({ applied: 6, revision: 7 });
     expect(everything(mvcc)[0]).toBe("k0=overwritten@7");
+    await reopened.close();
+  });
+
+  it("keeps data written in background sync mode once flushed, across reopen", async () => {
+    const directory = freshDirectory();
+    const store = LmdbKvStore.open(directory, { syncMode: "background" });
+    const mvcc = new Mvcc(store);
+    populate(mvcc, "b", 3);
+    const expected = everything(mvcc);
+    await store.flushed();
+    await Promise.all([store.close(), store.close()]);
+    const reopened = LmdbKvStore.open(directory);
+    expect(everything(new Mvcc(reopened))).toEqual(expected);
+    expect(expected.length).toBe(3);
     await reopened.close();
   });
 

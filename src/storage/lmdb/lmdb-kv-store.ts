@@ -11,14 +11,22 @@
  * then flips CURRENT: a crash at any point leaves either the old or the new
  * state. Files of other generations are leftovers and are removed at open.
  *
- * Sync choice: write transactions run with transactionSync on the main
- * thread (they are short: one batch of committed entries) and LMDB's
- * overlappingSync, so the commit is visible at once and the fsync happens
- * on LMDB's background thread instead of blocking ticks. The WAL is the
- * source of truth: an LMDB commit lost in a power cut is re-applied from the
- * log. What the log may NOT do is drop entries LMDB has not yet flushed, so
- * callers learn the durable applied index through flushed() (see
- * DurableAppliedIndex) and compact the log only below it.
+ * Sync modes (numbers from this machine's VM disk; bench/lmdb.ts measures
+ * them). The WAL is the source of truth for everything above the DURABLE
+ * applied index, so LMDB commits need not be synced when they return, as
+ * long as callers learn what is flushed (flushed(), DurableAppliedIndex) and
+ * compact the log only below it. Two ways to get there:
+ *  - "commit" (default): transactionSync with LMDB's own sync protocol
+ *    (overlappingSync). Safe against power loss by LMDB's guarantees, but
+ *    the commit's page writes and fsync run on the main thread: about 4 ms
+ *    per 100-key batch here, paid once per applied batch.
+ *  - "background": the environment runs with noSync, commits cost tens of
+ *    microseconds, and flushed() runs env.sync() on LMDB's thread. A power
+ *    cut before that sync can lose the tail (fine: the log still has it) but,
+ *    as LMDB documents for MDB_NOSYNC, may also corrupt the file on a file
+ *    system that reorders writes; recovery is then a snapshot from a peer.
+ * The default keeps LMDB's integrity guarantee; the server may choose
+ * "background" where ticks matter more (a decision for the lead).
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -52,8 +60,16 @@ function generationName(generation: number): string {
   return `state-${String(generation).padStart(6, "0")}.mdb`;
 }
 
-function openEnvironment(path: string): Environment {
-  const root = open<Uint8Array, Uint8Array>({ path, maxDbs: 8, mapSize: LMDB_MAP_BYTES, keyEncoding: "binary", encoding: "binary" });
+export type LmdbSyncMode = "commit" | "background";
+
+export interface LmdbKvStoreOptions {
+  readonly syncMode?: LmdbSyncMode;
+}
+
+function openEnvironment(path: string, syncMode: LmdbSyncMode): Environment {
+  const root = open<Uint8Array, Uint8Array>({
+    path, maxDbs: 8, mapSize: LMDB_MAP_BYTES, keyEncoding: "binary", encoding: "binary", noSync: syncMode === "background",
+  });
   const openTable = (name: string) => root.openDB<Uint8Array, Uint8Array>({ name, keyEncoding: "binary", encoding: "binary" });
   try {
     // Meta first, read before anything else is created: a newer layout is refused untouched.
@@ -113,14 +129,16 @@ export class LmdbKvStore implements KvStore {
   private environment: Environment;
   private generation: number;
   private closed = false;
+  private closing: Promise<void> | null = null;
 
-  private constructor(readonly directory: string, generation: number, environment: Environment) {
+  private constructor(readonly directory: string, generation: number, environment: Environment, readonly syncMode: LmdbSyncMode) {
     this.generation = generation;
     this.environment = environment;
   }
 
   /** Opens (or creates) the store in `directory`. Refuses a newer format, naming the file. */
-  static open(directory: string): LmdbKvStore {
+  static open(directory: string, options: LmdbKvStoreOptions = {}): LmdbKvStore {
+    const syncMode = options.syncMode ?? "commit";
     mkdirSync(directory, { recursive: true });
     const currentPath = join(directory, CURRENT_FILE);
     let generation: number;
@@ -134,7 +152,7 @@ export class LmdbKvStore implements KvStore {
       generation = 1;
       removeGeneration(directory, generationName(generation));
     }
-    const environment = openEnvironment(join(directory, generationName(generation)));
+    const environment = openEnvironment(join(directory, generationName(generation)), syncMode);
     if (!existsSync(currentPath)) writeFileAtomically(directory, CURRENT_FILE, `${generationName(generation)}\n`);
     // Generations CURRENT does not name are the remains of an install that crashed before its swap, or after it.
     for (const name of readdirSync(directory)) {
@@ -142,7 +160,7 @@ export class LmdbKvStore implements KvStore {
       if (match !== null && Number(match[1]) !== generation) rmSync(join(directory, name), { force: true });
       if (name === `${CURRENT_FILE}.tmp`) rmSync(join(directory, name), { force: true });
     }
-    return new LmdbKvStore(directory, generation, environment);
+    return new LmdbKvStore(directory, generation, environment, syncMode);
   }
 
   get location(): string {
@@ -180,7 +198,14 @@ export class LmdbKvStore implements KvStore {
 
   /** Resolves when every write committed so far is flushed to disk. */
   async flushed(): Promise<void> {
-    await this.environment.root.flushed;
+    const root = this.environment.root;
+    if (this.syncMode === "commit") {
+      await root.flushed;
+      return;
+    }
+    // env.sync runs on LMDB's thread and covers every commit made before the call.
+    const sync = (root as unknown as { sync(callback: (error?: Error) => void): void }).sync.bind(root);
+    await new Promise<void>((resolve, reject) => sync((error) => (error ? reject(error) : resolve())));
   }
 
   /**
@@ -198,7 +223,7 @@ export class LmdbKvStore implements KvStore {
     const nextGeneration = this.generation + 1;
     const nextName = generationName(nextGeneration);
     removeGeneration(this.directory, nextName);
-    const staging = new LmdbKvStore(this.directory, nextGeneration, openEnvironment(join(this.directory, nextName)));
+    const staging = new LmdbKvStore(this.directory, nextGeneration, openEnvironment(join(this.directory, nextName), this.syncMode), this.syncMode);
     let swapped = false;
     try {
       const installer = new SnapshotInstaller(staging);
@@ -214,7 +239,7 @@ export class LmdbKvStore implements KvStore {
       crash("pointer-swapped");
       const previous = this.environment;
       const previousName = generationName(this.generation);
-      this.environment = openEnvironment(join(this.directory, nextName));
+      this.environment = openEnvironment(join(this.directory, nextName), this.syncMode);
       this.generation = nextGeneration;
       await previous.root.close();
       removeGeneration(this.directory, previousName);
@@ -241,11 +266,14 @@ export class LmdbKvStore implements KvStore {
   }
 
   /** Flushes and closes. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.environment.root.flushed;
-    await this.environment.root.close();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.closed) return;
+      await this.flushed();
+      this.closed = true;
+      await this.environment.root.close();
+    })();
+    return this.closing;
   }
 }
 
