@@ -114,6 +114,15 @@ export class CommandDecodeError extends KvError {
   }
 }
 
+/** A streamed read (range or snapshot) that outlived the state it was reading: a snapshot install replaced it. */
+export class StaleReadError extends KvError {
+  override name = "StaleReadError";
+  readonly grpcCode = "FailedPrecondition";
+  constructor() {
+    super("cairn: the state was replaced by a snapshot install while this read was open; retry the read");
+  }
+}
+
 /** A store whose layout was written by a newer Cairn. Nothing was changed. */
 export class NewerFormatError extends Error {
   override name = "NewerFormatError";

@@ -24,7 +24,7 @@ import {
   keyIndexKey, revisionKey,
 } from "./encoding.js";
 import {
-  CommandDecodeError, CompactedError, FutureRevisionError, KeyNotFoundError, KvError, LeaseNotFoundError,
+  CommandDecodeError, CompactedError, FutureRevisionError, KeyNotFoundError, KvError, LeaseNotFoundError, StaleReadError,
 } from "./errors.js";
 import { indexBounds, newestAt, readValue, scanLive, toKeyValue, type IndexHit } from "./index-scan.js";
 import { KeyOrderedChunker, keyOrdered, rangeAll, selectSorted, summarize, type RangeSummary } from "./range.js";
@@ -78,6 +78,7 @@ export class Mvcc {
   private readonly pins = new Map<number, number>();
   private nextPinId = 1;
   private compactionPauses = 0;
+  private generationValue = 0;
 
   constructor(readonly store: KvStore, private readonly options: MvccOptions = {}) {
     checkFormatVersion(store);
@@ -105,6 +106,10 @@ export class Mvcc {
   }
   compactRevision(): number {
     return this.state.compactRevision;
+  }
+  /** Changes each time reload() swaps in a new state; streamed reads of an older one fail. */
+  generation(): number {
+    return this.generationValue;
   }
 
   /**
@@ -334,7 +339,8 @@ export class Mvcc {
   openRange(request: RangeRequest): RangeStream {
     const revision = this.readRevision(request.revision);
     const unpin = this.pin(revision);
-    return new RangeStream(this.store, request, revision, this.state.currentRevision, unpin);
+    const generation = this.generationValue;
+    return new RangeStream(this.store, request, revision, this.state.currentRevision, unpin, () => this.generationValue === generation);
   }
 
   /**
@@ -475,6 +481,10 @@ export class Mvcc {
     this.applied = fresh.applied;
     this.appliedTermValue = fresh.appliedTermValue;
     this.state = fresh.state;
+    this.generationValue++;
+    // Pins and pauses belonged to readers of the old state; those readers now fail with StaleReadError.
+    this.pins.clear();
+    this.compactionPauses = 0;
   }
 }
 
@@ -525,12 +535,14 @@ export class RangeStream {
     /** The current revision when opened (the response header's revision). */
     readonly revision: number,
     private readonly unpin: () => void,
+    private readonly current: () => boolean = () => true,
   ) {
     this.chunker = keyOrdered(request) ? new KeyOrderedChunker(request, readRevision) : null;
   }
 
   summary(): RangeSummary {
     assert(!this.closed, "range stream used after close");
+    if (!this.current()) throw new StaleReadError();
     this.summaryValue ??= this.store.read((reader) => summarize(reader, this.request, this.readRevision));
     return this.summaryValue;
   }
@@ -539,6 +551,7 @@ export class RangeStream {
   next(kvsMax: number, bytesMax = Number.POSITIVE_INFINITY): KeyValue[] | null {
     assert(!this.closed, "range stream used after close");
     assert(kvsMax > 0, "kvsMax must be positive");
+    if (!this.current()) throw new StaleReadError();
     if (this.chunker !== null) return this.store.read((reader) => (this.chunker as KeyOrderedChunker).nextChunk(reader, kvsMax, bytesMax));
     if (this.request.countOnly) return null;
     return this.store.read((reader) => {

@@ -17,7 +17,7 @@
 import { assert } from "../lib/assert.js";
 import { crc32c } from "../lib/crc32c.js";
 import { decodeKeyIndexKey, readUint64, revisionKey, writeUint64 } from "./encoding.js";
-import { SnapshotCorruptError, SnapshotFormatError } from "./errors.js";
+import { SnapshotCorruptError, SnapshotFormatError, StaleReadError } from "./errors.js";
 import type { Mvcc } from "./mvcc.js";
 import { decodeMetaNumber, KV_FORMAT_VERSION, KvTable, MetaKey, type KvEntry, type KvStore } from "./store.js";
 
@@ -131,9 +131,11 @@ export class SnapshotSource {
   private readonly totals = { dataChunks: 0, records: 0, dataBytes: 0 };
   private finished = false;
   private closed = false;
+  private readonly generation: number;
 
   constructor(private readonly mvcc: Mvcc, private readonly chunkBytes = SNAPSHOT_CHUNK_BYTES_TARGET) {
     assert(chunkBytes > 0, "snapshot chunk size must be positive");
+    this.generation = mvcc.generation();
     this.resume = mvcc.pauseCompaction();
     this.header = {
       formatVersion: SNAPSHOT_FORMAT_VERSION, kvFormatVersion: KV_FORMAT_VERSION, appliedIndex: mvcc.appliedIndex(),
@@ -146,6 +148,7 @@ export class SnapshotSource {
   nextChunk(): Uint8Array | null {
     if (this.finished) return null;
     assert(!this.closed, "snapshot source used after close");
+    if (this.mvcc.generation() !== this.generation) throw new StaleReadError();
     if (this.sequence === 0) return frame(ChunkKind.Header, this.sequence++, encodeHeader(this.header));
     if (this.phase >= PHASES.length) {
       this.finished = true;
@@ -189,7 +192,7 @@ export class SnapshotSource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.resume();
+    if (this.mvcc.generation() === this.generation) this.resume();
   }
 }
 
