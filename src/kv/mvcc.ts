@@ -35,7 +35,7 @@ import type {
   AppliedEntry, ApplyOutcome, DeleteRangeResponse, HashKvResult, KeyValue, KvEvent, KvResponse, PutResponse,
   RangeResponse, ResponseOp, TxnResponse,
 } from "./types.js";
-import { validateCommand } from "./validate.js";
+import { checkKey, validateCommand } from "./validate.js";
 
 export interface MvccOptions {
   /**
@@ -326,6 +326,7 @@ export class Mvcc {
 
   /** The whole answer in one read. For large ranges use openRange. */
   range(request: RangeRequest): RangeResponse {
+    checkKey(request.key);
     const revision = this.readRevision(request.revision);
     return this.store.read((reader) => rangeAll(reader, request, revision, this.state.currentRevision));
   }
@@ -337,6 +338,7 @@ export class Mvcc {
    * can refuse an answer that is too large or frame a streamed one.
    */
   openRange(request: RangeRequest): RangeStream {
+    checkKey(request.key);
     const revision = this.readRevision(request.revision);
     const unpin = this.pin(revision);
     const generation = this.generationValue;
@@ -516,7 +518,7 @@ function withRevision(op: ResponseOp, context: WriteContext): ResponseOp {
     case "range": return { type: "range", response: { ...op.response, revision } };
     case "put": return { type: "put", response: { ...op.response, revision } };
     case "deleteRange": return { type: "deleteRange", response: { ...op.response, revision } };
-    case "txn": return op;
+    case "txn": return { type: "txn", response: { ...op.response, revision } };
   }
 }
 

@@ -10,7 +10,7 @@ import {
   compare, CompareResult, CompareTarget, deleteRangeRequest, encodeCommand, putRequest, rangeRequest, SortOrder,
   SortTarget, type KvCommand, type RangeRequest, type RequestOp,
 } from "../command.js";
-import { CommandDecodeError, CompactedError, DuplicateKeyError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError, TooManyOperationsError } from "../errors.js";
+import { CommandDecodeError, EmptyKeyError, KeyTooLongError, CompactedError, DuplicateKeyError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError, TooManyOperationsError } from "../errors.js";
 import { Mvcc, type MvccOptions } from "../mvcc.js";
 import type { KvStore } from "../store.js";
 import type { AppliedEntry, KeyValue, KvResponse } from "../types.js";
@@ -127,6 +127,19 @@ export function defineMvccConformance(name: string, factory: StoreFactory): void
       expect(failure(inTxn)).toBeInstanceOf(LeaseNotFoundError);
       expect(get(mvcc, "a")).toBeNull();
     }, { leaseExists: (lease) => lease === 6n }));
+
+    it("refuses an empty key and a key too long to index, without a new revision", withMvcc((mvcc) => {
+      const empty = put(mvcc, "", "v");
+      expect(failure(empty)).toBeInstanceOf(EmptyKeyError);
+      expect(failure(empty).message).toBe("etcdserver: key is not provided");
+      expect(failure(put(mvcc, "k".repeat(1961), "v"))).toBeInstanceOf(KeyTooLongError);
+      expect(failure(put(mvcc, "\u0000".repeat(981), "v"))).toBeInstanceOf(KeyTooLongError);
+      expect(ok(put(mvcc, "k".repeat(1960), "v")).type).toBe("put");
+      expect(get(mvcc, "k".repeat(1960))).toMatchObject({ mod: 2 });
+      expect(() => mvcc.range(rangeRequest(new Uint8Array(0)))).toThrow(EmptyKeyError);
+      expect(() => mvcc.openRange(rangeRequest(new Uint8Array(0)))).toThrow(EmptyKeyError);
+      expect(mvcc.currentRevision()).toBe(2);
+    }));
 
     it("accepts any lease id without a lease table", withMvcc((mvcc) => {
       expect(ok(put(mvcc, "k", "v", { lease: 12345n })).type).toBe("put");
