@@ -11,6 +11,15 @@
  * then flips CURRENT: a crash at any point leaves either the old or the new
  * state. Files of other generations are leftovers and are removed at open.
  *
+ * Reads: read(fn) uses lmdb's implicit read transaction, which cannot
+ * change while synchronous code runs (it is renewed after our own commits and
+ * on later event turns). No explicit read transaction is held across awaits:
+ * with lmdb 3.5.6, useReadTransaction() handed back snapshots that either saw
+ * nothing through getRange or saw later commits through get (tried here), and
+ * a long-held LMDB reader pins pages and grows the file. Long reads (streamed
+ * ranges, snapshots) are instead consistent at the MVCC level: they read at
+ * one revision and hold compaction off (see kv/mvcc.ts and kv/snapshot.ts).
+ *
  * Sync modes (numbers from this machine's VM disk; bench/lmdb.ts measures
  * them). The WAL is the source of truth for everything above the DURABLE
  * applied index, so LMDB commits need not be synced when they return, as
