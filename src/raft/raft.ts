@@ -412,6 +412,13 @@ export class Raft {
   }
 
   private stepCheckQuorum(): void {
+    // A removed leader keeps leading until its hand-over completes: a voter that lost the knowledge that the
+    // removal committed (a crash) can only relearn it from us, and would otherwise wait for our vote forever.
+    // It refuses proposals and serves no reads, so staying on is harmless; the new leader's term ends it.
+    if (!this.tracker.isVoter(this.id)) {
+      for (const [id, progress] of this.tracker.progress) if (id !== this.id) progress.recentActive = false;
+      return;
+    }
     if (!this.tracker.quorumActive(this.id)) {
       this.logger.warn(`${this.describe()} steps down: it has not heard from a quorum for an election timeout`);
       this.becomeFollower(this.term, NO_NODE);
@@ -908,6 +915,7 @@ export class Raft {
   // ---------------------------------------------------------------- linearizable reads
 
   readIndex(context: Uint8Array): ReadIndexResult {
+    if (this.removedFromConfig()) return this.refuse(RejectReason.Removed);
     if (this.role === Role.Leader) {
       if (this.pendingReads.size + this.readsAwaitingCommit.length >= limits.raftPendingReadsMax) return this.refuse(RejectReason.TooManyPendingReads);
       this.leaderReadIndex({ ...this.localMessage(MessageType.ReadIndex), context });
@@ -949,6 +957,7 @@ export class Raft {
   }
 
   private leaderReadIndex(m: Message): void {
+    if (!this.tracker.isVoter(this.id)) return; // a removed leader is only handing over: it serves no reads
     if (!this.committedInCurrentTerm()) {
       // Until our no-op commits, our commit index may lag the true one: wait.
       if (this.readsAwaitingCommit.length < limits.raftPendingReadsMax) this.readsAwaitingCommit.push(m);
