@@ -123,7 +123,7 @@ describe("the in-memory file system", () => {
     await file.write(bytes(1, 2), 0);
     await file.sync();
     await file.write(bytes(3, 4), 2);
-    const restarted = fs.crash();
+    const restarted = fs.powerCut();
     expect(() => file.size()).toThrow(StaleFileHandleError);
     await expect(fs.readdir("/w")).rejects.toBeInstanceOf(StaleFileHandleError);
     expect([...restarted.readFile("/w/f")]).toEqual([1, 2]);
@@ -138,7 +138,7 @@ describe("the in-memory file system", () => {
     await fs.syncDirectory("/w");
     await (await fs.open("/w/fleeting", { create: true })).sync();
     await fs.rename("/w/durable", "/w/renamed");
-    expect(await fs.crash().readdir("/w")).toEqual(["durable"]);
+    expect(await fs.powerCut().readdir("/w")).toEqual(["durable"]);
   });
 
   it("with a seed keeps a prefix of the unsynced writes, the last one possibly torn, and never anything out of order", async () => {
@@ -149,7 +149,7 @@ describe("the in-memory file system", () => {
       const file = await fs.open("/w/f", { create: true });
       await fs.syncDirectory("/w");
       for (let i = 0; i < 4; i++) await file.write(new Uint8Array(4).fill(i + 1), i * 4);
-      const survived = [...fs.crash(createPrng(seed)).readFile("/w/f")];
+      const survived = [...fs.powerCut(createPrng(seed)).readFile("/w/f")];
       // A prefix: every surviving byte at position p is write (p / 4)'s, and no gap comes before it.
       survived.forEach((value, position) => expect(value).toBe(Math.floor(position / 4) + 1));
       outcomes.add(String(survived.length));
@@ -168,16 +168,33 @@ describe("the in-memory file system", () => {
     const syncing = file.sync();
     const late = file.write(bytes(2), 1);
     await Promise.all([syncing, late]);
-    expect([...fs.crash().readFile("/w/f")]).toEqual([1]);
+    expect([...fs.powerCut().readFile("/w/f")]).toEqual([1]);
   });
 
-  it("lets nothing that was under way at a crash land afterwards", async () => {
+  it("with crash() stays usable for the restarted machine, while handles and operations from before it fail", async () => {
+    const fs = new MemoryFileSystem({ latency: "macrotask" });
+    await fs.mkdir("/w");
+    const old = await fs.open("/w/a", { create: true });
+    await old.write(bytes(1), 0);
+    await old.sync();
+    await fs.syncDirectory("/w");
+    const renaming = fs.rename("/w/a", "/w/b");
+    const view = fs.crash();
+    await expect(renaming).rejects.toBeInstanceOf(StaleFileHandleError);
+    expect(() => old.size()).toThrow(StaleFileHandleError);
+    await expect(old.close()).rejects.toBeInstanceOf(StaleFileHandleError);
+    expect(await fs.readdir("/w")).toEqual(["a"]);
+    expect((await fs.open("/w/a", { create: false })).size()).toBe(1);
+    expect(await view.readdir("/w")).toEqual(["a"]);
+  });
+
+  it("lets nothing that was under way at a power cut land afterwards", async () => {
     const fs = new MemoryFileSystem({ latency: "macrotask" });
     await fs.mkdir("/w");
     await (await fs.open("/w/a", { create: true })).sync();
     await fs.syncDirectory("/w");
     const unlinking = fs.unlink("/w/a");
-    const restarted = fs.crash();
+    const restarted = fs.powerCut();
     await expect(unlinking).rejects.toBeInstanceOf(StaleFileHandleError);
     await expect(fs.syncDirectory("/w")).rejects.toBeInstanceOf(StaleFileHandleError);
     expect(await restarted.readdir("/w")).toEqual(["a"]);

@@ -2,8 +2,9 @@
  * An in-memory file system with power cuts. Every file keeps two images: the
  * current one (what this process reads) and the durable one (what a disk
  * would still hold after losing power), plus the operations in between.
- * crash() throws the current images away, and the instance and every open
- * handle with them (it returns a new instance over the same disk);
+ * crash() throws the current images away, and every open handle and every
+ * operation under way with them (powerCut() also kills the instance and
+ * returns a new one over the same disk);
  * with a Prng it keeps a random prefix of each file's unsynced operations,
  * the last one possibly cut short: a torn write. Names behave the same way:
  * creates, renames and unlinks survive a crash only after syncDirectory().
@@ -117,6 +118,7 @@ class MemoryFileHandle implements FileHandle {
     readonly path: string,
     private readonly inode: Inode,
     private readonly fileSystem: MemoryFileSystem,
+    private readonly generation: number,
   ) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
@@ -153,18 +155,27 @@ class MemoryFileHandle implements FileHandle {
   }
 
   close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
+    // Closing a handle that died in a crash fails like everything else it is asked, so dead code stops early.
+    try {
+      this.fileSystem.checkAlive(this.path, this.generation);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return Promise.resolve();
   }
 
   private check(): void {
     if (this.closed) throw new StaleFileHandleError(this.path, "closed");
-    this.fileSystem.checkAlive(this.path);
+    this.fileSystem.checkAlive(this.path, this.generation);
   }
 }
 
 /** The "disk": what outlives the processes (file system instances) that use it. */
 interface Disk {
+  /** Bumped by every crash: handles and operations of an older generation are dead. */
+  generation: number;
   names: Map<string, Inode>;
   durableNames: Map<string, Inode>;
   readonly directories: Set<string>;
@@ -177,16 +188,16 @@ export class MemoryFileSystem implements FileSystem {
 
   constructor(options: MemoryFileSystemOptions = {}, disk?: Disk) {
     this.latency = options.latency ?? "microtask";
-    this.disk = disk ?? { names: new Map(), durableNames: new Map(), directories: new Set(["/"]) };
+    this.disk = disk ?? { generation: 0, names: new Map(), durableNames: new Map(), directories: new Set(["/"]) };
   }
 
   settle(): Promise<void> {
     return this.latency === "microtask" ? Promise.resolve() : new Promise((resolve) => setImmediate(resolve));
   }
 
-  /** Every operation of a crashed instance fails, even one that was already under way: a dead process does nothing more. */
-  checkAlive(path: string): void {
-    if (!this.alive) throw new StaleFileHandleError(path, "the file system crashed");
+  /** Fails an operation or handle from before a crash (or of an instance a power cut killed). */
+  checkAlive(path: string, generation: number): void {
+    if (!this.alive || generation !== this.disk.generation) throw new StaleFileHandleError(path, "the file system crashed");
   }
 
   async open(path: string, options: OpenOptions): Promise<FileHandle> {
@@ -198,7 +209,7 @@ export class MemoryFileSystem implements FileSystem {
       inode = new Inode();
       this.disk.names.set(name, inode);
     }
-    return new MemoryFileHandle(name, inode, this);
+    return new MemoryFileHandle(name, inode, this, this.disk.generation);
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -224,7 +235,7 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   async mkdir(directory: string): Promise<void> {
-    this.checkAlive(directory);
+    this.checkAlive(directory, this.disk.generation);
     // Directories are durable at once: the WAL creates its directory once, before anything else.
     for (let name = posix.resolve(directory); !this.disk.directories.has(name); name = posix.dirname(name)) this.disk.directories.add(name);
   }
@@ -242,16 +253,29 @@ export class MemoryFileSystem implements FileSystem {
   /**
    * A power cut: everything not yet durable is lost (with a Prng: a random
    * prefix of each file's unsynced operations survives, the last possibly
-   * torn). This instance and its handles die with it, operations under way
-   * included; the returned instance is the restarted machine's view of the
-   * same disk.
+   * torn). Every open handle dies, and so does every operation under way.
+   * This instance stays usable for the restarted machine, and the returned
+   * one is a second view of the same disk. Code of the dead process that
+   * still holds this instance could start new operations through it, so
+   * prefer powerCut(), which closes that door.
    */
   crash(prng?: Prng): MemoryFileSystem {
-    this.alive = false;
+    this.disk.generation++;
     const survivors = new Set(this.disk.durableNames.values());
     for (const inode of survivors) inode.crash(prng);
     this.disk.names = new Map(this.disk.durableNames);
     return new MemoryFileSystem({ latency: this.latency }, this.disk);
+  }
+
+  /**
+   * A power cut that also kills this instance for good: the dead process's
+   * code can no longer touch the disk through it, whatever it still runs.
+   * Returns the restarted machine's view of the same disk.
+   */
+  powerCut(prng?: Prng): MemoryFileSystem {
+    const restarted = this.crash(prng);
+    this.alive = false;
+    return restarted;
   }
 
   /** The bytes a process would read now (test helper). */
@@ -277,9 +301,11 @@ export class MemoryFileSystem implements FileSystem {
     return [...this.disk.names.keys()].sort();
   }
 
+  /** Lets an operation take its time; one that a crash overtakes fails and has no effect. */
   private async settled(path: string): Promise<void> {
-    this.checkAlive(path);
+    const generation = this.disk.generation;
+    this.checkAlive(path, generation);
     await this.settle();
-    this.checkAlive(path);
+    this.checkAlive(path, generation);
   }
 }

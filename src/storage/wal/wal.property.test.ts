@@ -187,7 +187,7 @@ async function run(steps: readonly Step[], walOptions: { segmentBytes: number; c
         states.push(cloneModel(model));
       }
       for (let k = 0; k < current.ticks; k++) await tick();
-      fs = fs.crash(current.torn ? createPrng(current.seed) : undefined);
+      fs = fs.powerCut(current.torn ? createPrng(current.seed) : undefined);
       const acknowledgedCount = acknowledged.filter(Boolean).length;
       await Promise.all(pending);
       wal = await openTestWal(fs, walOptions);

@@ -162,7 +162,7 @@ describe("the write-ahead log", () => {
     let resolved = 0;
     const appends = Array.from({ length: 5 }, (_, k) => wal.append([{ type: "entries", group: G0, entries: makeEntries(0, k + 1, [1]) }]).then(() => resolved++));
     await appends[2];
-    const restarted = fs.crash();
+    const restarted = fs.powerCut();
     await Promise.allSettled(appends);
     const again = await openTestWal(restarted);
     expect(again.lastIndex(G0)).toBeGreaterThanOrEqual(3);
