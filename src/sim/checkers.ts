@@ -23,7 +23,11 @@ export type SafetyProperty =
   | "state-machine-safety"
   | "linearizable-read"
   | "liveness"
-  | "core-error";
+  | "core-error"
+  /** WAL mode: recovery came back without a record whose append was acknowledged (or with one never appended). */
+  | "durability"
+  /** WAL mode: the WAL refused to open (corruption), refused an append, or failed one. */
+  | "storage-error";
 
 export interface Violation {
   readonly property: SafetyProperty;

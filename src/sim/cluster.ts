@@ -8,6 +8,7 @@ import { assert } from "../lib/assert.js";
 import { groupId, nodeId, NO_NODE, type LogIndex, type NodeId, type Term } from "../lib/ids.js";
 import { createPrng, type Prng } from "../lib/prng.js";
 import { MemoryStorage, RawNode, confState, decodeConfChange } from "../raft/mod.js";
+import type { WalFaults, WalRecord } from "../storage/wal/wal.js";
 import {
   ConfChangeTransition,
   ConfChangeType,
@@ -20,6 +21,7 @@ import {
   type ConfChangeSingle,
   type ConfState,
   type Entry,
+  type LogStorage,
   type Message,
   type Ready,
   type RaftFaults,
@@ -31,6 +33,8 @@ import { ShadowLog } from "./shadow-log.js";
 import { REGISTER_KEYS, RegisterMachine, decodeSnapshotData, encodeCommand, type MachineState } from "./state-machine.js";
 import { describeSwarm, drawSwarm, type ClusterSize, type SwarmConfig } from "./swarm.js";
 import { TraceLog } from "./trace.js";
+import type { DiskClock } from "./sim-file-system.js";
+import { WalDisk } from "./wal-disk.js";
 
 const GROUP = groupId(0);
 /** Node ids never exceed this: the operator adds members up to it (ids are never reused, as in etcd). */
@@ -43,6 +47,17 @@ const LIVENESS_DELAY_MS_MAX = 4;
 /** A client gives up on an operation (outcome unknown) after this many election timeouts. */
 const CLIENT_TIMEOUT_ELECTION_TIMEOUTS = 4;
 const EMPTY = new Uint8Array(0);
+/** WAL segment sizes a WAL-mode run draws from: small, so that runs rotate and purge segments often. */
+const WAL_SEGMENT_BYTES_CHOICES = [8 * 1024, 32 * 1024, 256 * 1024];
+/**
+ * WAL mode: the chance that an operator crash waits for the victim's next
+ * WAL batch and strikes while it is written or synced. A node's WAL is idle
+ * most of the time, so crashes at random moments would rarely tear a write.
+ */
+const AIMED_CRASH_PROBABILITY = 0.5;
+
+/** Where nodes keep their durable log: the core's MemoryStorage (fast, synchronous), or the production WAL on a crashable in-memory disk. */
+export type StorageMode = "memory" | "wal";
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -53,6 +68,10 @@ export interface SimulationOptions {
   /** Keep a trace of the last `traceEventsMax` events (slower; used to replay a failing seed). */
   readonly trace?: boolean;
   readonly traceEventsMax?: number;
+  /** Default "memory". "wal" runs asynchronously: use runSimulationAsync(). */
+  readonly storage?: StorageMode;
+  /** Planted faults of the WAL (WAL mode only). */
+  readonly walFaults?: WalFaults;
 }
 
 export interface SimulationCounters {
@@ -78,6 +97,11 @@ export interface SimulationCounters {
   messagesDropped: number;
   messagesDuplicated: number;
   checks: number;
+  /** WAL mode: append() calls, WAL opens, torn writes that recovery cut off, and crashes that hit while appends were under way. */
+  walAppends: number;
+  walOpens: number;
+  tornTailsCut: number;
+  crashesMidBatch: number;
 }
 
 export interface SimulationResult {
@@ -92,6 +116,13 @@ export interface SimulationResult {
 }
 
 type LoopPhase = "before-send" | "mid-persist" | "after-persist" | "after-send-persisted" | "mid-apply" | "before-advance";
+
+interface LivenessProgress {
+  readonly electionDeadlineMs: number;
+  readonly convergenceDeadlineMs: number;
+  elected: boolean;
+  lastPollMs: number;
+}
 
 interface PendingWrite {
   readonly client: SimClient;
@@ -122,7 +153,14 @@ class SimNode {
   raft: RawNode | null = null;
   machine: RegisterMachine | null = null;
   durableMachine: MachineState;
-  readonly storage: MemoryStorage;
+  /** The durable log in memory mode; null in WAL mode. */
+  readonly memory: MemoryStorage | null;
+  /** The durable log in WAL mode; null in memory mode. */
+  readonly walDisk: WalDisk | null;
+  /** WAL mode: the WAL is being opened (recovered) for a start. */
+  starting = false;
+  /** WAL mode: the operator's crash waits for this node's next WAL batch. */
+  crashAimed = false;
   readonly view = new ShadowLog();
   readonly random: Prng;
   incarnation = 0;
@@ -141,15 +179,25 @@ class SimNode {
     initialConf: ConfState,
     readonly tickIntervalMs: number,
     random: Prng,
+    walDisk: WalDisk | null,
   ) {
-    this.storage = new MemoryStorage({ confState: initialConf });
+    this.memory = walDisk === null ? new MemoryStorage({ confState: initialConf }) : null;
+    this.walDisk = walDisk;
     this.durableMachine = { values: new Map(), applied: 0, confState: initialConf };
     this.random = random;
   }
-}
 
-class StopRun extends Error {
-  override name = "StopRun";
+  /** The log the core reads. */
+  get storage(): LogStorage {
+    if (this.memory !== null) return this.memory;
+    assert(this.walDisk !== null, "node without storage");
+    return this.walDisk.storage;
+  }
+
+  get memoryStorage(): MemoryStorage {
+    assert(this.memory !== null, "memory storage used in WAL mode");
+    return this.memory;
+  }
 }
 
 export class Simulation {
@@ -159,6 +207,7 @@ export class Simulation {
     membershipChangesCompleted: 0, transfersRequested: 0, transfersCompleted: 0, readsIssued: 0, readsServed: 0,
     proposalsSubmitted: 0, proposalsCommitted: 0, proposalsRefused: 0, entriesApplied: 0, crashes: 0, loopCrashes: 0,
     restarts: 0, partitions: 0, messagesSent: 0, messagesDropped: 0, messagesDuplicated: 0, checks: 0,
+    walAppends: 0, walOpens: 0, tornTailsCut: 0, crashesMidBatch: 0,
   };
   private readonly queue = new EventQueue();
   private readonly checker = new SafetyChecker();
@@ -186,6 +235,13 @@ export class Simulation {
   private readonly retiring = new Set<NodeId>();
   private stepsRun = 0;
   private genesisConf: ConfState = emptyConf();
+  private readonly storageMode: StorageMode;
+  /** WAL mode: delays of the simulated disks, crash survivors, segment size. */
+  private readonly storageRandom: Prng | null = null;
+  private readonly diskClock: DiskClock | null = null;
+  private readonly walSegmentBytes: number = 0;
+  /** WAL mode: work may be waiting on the microtask queue, which the run loop drains before the next event. */
+  private storageBusy = false;
 
   constructor(private readonly options: SimulationOptions) {
     const root = createPrng(options.seed);
@@ -199,13 +255,73 @@ export class Simulation {
     this.loopCrashProbability = this.swarm.loopCrashProbability;
     this.diskDelayMsMax = this.swarm.diskDelayMsMax;
     this.trace = options.trace === true ? new TraceLog(options.traceEventsMax ?? 400) : null;
+    this.storageMode = options.storage ?? "memory";
+    if (this.storageMode === "wal") {
+      // Forked last, so that a seed draws the same cluster, network and faults in both modes.
+      const storageRandom = root.fork();
+      this.storageRandom = storageRandom;
+      this.walSegmentBytes = storageRandom.pick(WAL_SEGMENT_BYTES_CHOICES);
+      this.diskClock = {
+        nowMs: () => this.queue.nowMs,
+        schedule: (delayMs, run) => this.queue.schedule(delayMs, run),
+        writeDelayMs: () => storageRandom.float() * this.swarm.diskDelayMsMin,
+        syncDelayMs: () => this.swarm.diskDelayMsMin + storageRandom.float() * (this.diskDelayMsMax - this.swarm.diskDelayMsMin),
+        onCompletion: () => {
+          this.storageBusy = true;
+        },
+      };
+    }
   }
 
   get electionTimeoutMs(): number {
     return this.swarm.electionTicks * this.swarm.tickIntervalMs;
   }
 
+  /** Runs a memory-mode simulation to its end. */
   run(): SimulationResult {
+    assert(this.storageMode === "memory", "WAL mode runs asynchronously: use runAsync()");
+    this.setUp();
+    this.runSafetyPhase();
+    if (this.checker.firstViolation === null) {
+      const liveness = this.beginLivenessPhase();
+      while (this.livenessStep(liveness));
+    }
+    return this.result();
+  }
+
+  /**
+   * Runs the simulation in either mode. In WAL mode, the disks complete their
+   * operations in simulated-time events and the WAL continues on the microtask
+   * queue; the loop drains that queue (one macrotask turn, when an event may
+   * have left work there) before it runs the next event, so the interleaving,
+   * and the whole run, is still a pure function of the seed.
+   */
+  async runAsync(): Promise<SimulationResult> {
+    if (this.storageMode === "memory") return this.run();
+    this.setUp();
+    for (let step = 0; step < this.options.steps; step++) {
+      await this.settleStorage();
+      if (this.checker.firstViolation !== null || !this.step()) break;
+    }
+    await this.settleStorage();
+    if (this.checker.firstViolation === null) {
+      const liveness = this.beginLivenessPhase();
+      for (;;) {
+        await this.settleStorage();
+        if (this.checker.firstViolation !== null || !this.livenessStep(liveness)) break;
+      }
+    }
+    return this.result();
+  }
+
+  private async settleStorage(): Promise<void> {
+    if (!this.storageBusy) return;
+    // Every microtask queued so far runs before a macrotask: one turn drains the WAL's chains of promises.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.storageBusy = false;
+  }
+
+  private setUp(): void {
     const initial: NodeId[] = [];
     for (let count = 0; count < this.swarm.nodeCount; count++) initial.push(nodeId(this.nextNodeId++));
     const conf = confState(initial);
@@ -217,12 +333,9 @@ export class Simulation {
       this.scheduleClient(client);
     }
     this.scheduleOperator();
-    try {
-      this.runSafetyPhase();
-      if (this.checker.firstViolation === null) this.runLivenessPhase();
-    } catch (error) {
-      if (!(error instanceof StopRun)) throw error;
-    }
+  }
+
+  private result(): SimulationResult {
     this.counters.messagesSent = this.network.counters.sent;
     this.counters.messagesDropped = this.network.counters.dropped;
     this.counters.messagesDuplicated = this.network.counters.duplicated;
@@ -230,7 +343,7 @@ export class Simulation {
     return {
       seed: this.options.seed,
       swarm: this.swarm,
-      description: describeSwarm(this.swarm),
+      description: this.storageMode === "memory" ? describeSwarm(this.swarm) : `${describeSwarm(this.swarm)}; storage=wal segment=${this.walSegmentBytes / 1024}KiB`,
       violation: this.checker.firstViolation,
       counters: this.counters,
       steps: this.stepsRun,
@@ -255,15 +368,13 @@ export class Simulation {
     try {
       this.queue.runNext();
     } catch (error) {
-      if (error instanceof StopRun) throw error;
-      const text = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ""}` : String(error);
-      this.checker.report("core-error", text);
+      this.checker.report("core-error", describeError(error));
     }
     this.stepsRun++;
     return this.checker.firstViolation === null;
   }
 
-  private runLivenessPhase(): void {
+  private beginLivenessPhase(): LivenessProgress {
     this.phase = "liveness";
     this.note(NO_NODE, "=== liveness phase: heal the network, restart every node, stop injecting faults ===");
     this.loopCrashProbability = 0;
@@ -277,34 +388,39 @@ export class Simulation {
     };
     this.diskDelayMsMax = Math.min(this.diskDelayMsMax, LIVENESS_DELAY_MS_MAX);
     this.network.reconfigure(calm);
-    for (const node of this.nodes.values()) if (!node.up && !node.decommissioned) this.startNode(node);
-    const start = this.queue.nowMs;
-    const electionDeadline = start + LIVENESS_ELECTION_TIMEOUTS_MAX * this.electionTimeoutMs;
-    const convergenceDeadline = electionDeadline + LIVENESS_CONVERGENCE_TIMEOUTS_MAX * this.electionTimeoutMs;
-    let elected = false;
-    let lastPollMs = -Infinity;
-    for (;;) {
-      const time = this.queue.peekTimeMs();
-      if (time === undefined) break;
-      if (!elected && time > electionDeadline) {
-        this.checker.report("liveness", `no leader elected within ${LIVENESS_ELECTION_TIMEOUTS_MAX} election timeouts after faults healed`);
-        return;
-      }
-      if (time > convergenceDeadline) {
-        this.checker.report("liveness", `acknowledged writes up to index ${this.checker.acknowledgedIndexMax} not applied on every member in time: ${this.describeMembers()}`);
-        return;
-      }
-      if (!this.step()) return;
-      if (this.queue.nowMs - lastPollMs < this.swarm.tickIntervalMs) continue;
-      lastPollMs = this.queue.nowMs;
-      const leader = this.currentLeader();
-      if (leader === null) continue;
-      elected = true;
-      if (this.converged(leader)) {
-        this.note(NO_NODE, `liveness reached: leader ${leader.id}, every member applied ≥ ${this.checker.acknowledgedIndexMax}`);
-        return;
-      }
+    for (const node of this.nodes.values()) if (!node.up && !node.decommissioned && !node.starting) this.startNode(node);
+    const electionDeadlineMs = this.queue.nowMs + LIVENESS_ELECTION_TIMEOUTS_MAX * this.electionTimeoutMs;
+    return {
+      electionDeadlineMs,
+      convergenceDeadlineMs: electionDeadlineMs + LIVENESS_CONVERGENCE_TIMEOUTS_MAX * this.electionTimeoutMs,
+      elected: false,
+      lastPollMs: -Infinity,
+    };
+  }
+
+  /** Runs one event of the liveness phase; false once the phase is over (converged, violated, or nothing left). */
+  private livenessStep(progress: LivenessProgress): boolean {
+    const time = this.queue.peekTimeMs();
+    if (time === undefined) return false;
+    if (!progress.elected && time > progress.electionDeadlineMs) {
+      this.checker.report("liveness", `no leader elected within ${LIVENESS_ELECTION_TIMEOUTS_MAX} election timeouts after faults healed`);
+      return false;
     }
+    if (time > progress.convergenceDeadlineMs) {
+      this.checker.report("liveness", `acknowledged writes up to index ${this.checker.acknowledgedIndexMax} not applied on every member in time: ${this.describeMembers()}`);
+      return false;
+    }
+    if (!this.step()) return false;
+    if (this.queue.nowMs - progress.lastPollMs < this.swarm.tickIntervalMs) return true;
+    progress.lastPollMs = this.queue.nowMs;
+    const leader = this.currentLeader();
+    if (leader === null) return true;
+    progress.elected = true;
+    if (this.converged(leader)) {
+      this.note(NO_NODE, `liveness reached: leader ${leader.id}, every member applied ≥ ${this.checker.acknowledgedIndexMax}`);
+      return false;
+    }
+    return true;
   }
 
   private converged(leader: SimNode): boolean {
@@ -339,13 +455,48 @@ export class Simulation {
   private createNode(id: NodeId, conf: ConfState): SimNode {
     const drift = this.swarm.tickDrift;
     const factor = drift === 0 ? 1 : 1 - drift + this.nodeRandom.float() * 2 * drift;
-    const node = new SimNode(id, conf, this.swarm.tickIntervalMs * factor, this.nodeRandom.fork());
+    const walDisk = this.diskClock === null ? null : new WalDisk({
+      nodeId: id, group: GROUP, genesis: conf, clock: this.diskClock, segmentBytes: this.walSegmentBytes, faults: this.options.walFaults ?? {},
+    });
+    const node = new SimNode(id, conf, this.swarm.tickIntervalMs * factor, this.nodeRandom.fork(), walDisk);
     this.nodes.set(id, node);
     return node;
   }
 
   private startNode(node: SimNode): void {
-    assert(!node.up && !node.decommissioned, () => `start of node ${node.id} that is up or gone`);
+    assert(!node.up && !node.decommissioned && !node.starting, () => `start of node ${node.id} that is up, starting or gone`);
+    const disk = node.walDisk;
+    if (disk === null) {
+      this.bootNode(node);
+      return;
+    }
+    // The WAL opens (and recovers) first; the node comes up once it has, as a server would.
+    node.starting = true;
+    this.storageBusy = true;
+    disk.start().then(
+      (report) => {
+        node.starting = false;
+        if (node.decommissioned) return;
+        this.counters.walOpens++;
+        if (report.tornTail !== null) {
+          this.counters.tornTailsCut++;
+          this.note(node.id, `WAL recovery cut a torn write: ${report.tornTail.bytesDropped} bytes at ${report.tornTail.file}:${report.tornTail.offset} (${report.tornTail.reason})`);
+        }
+        if (report.durabilityProblem !== null) {
+          this.checker.report("durability", `node ${node.id} restarted without what its WAL acknowledged: ${report.durabilityProblem}`);
+          return;
+        }
+        this.guarded(() => this.bootNode(node));
+      },
+      (error: unknown) => {
+        node.starting = false;
+        if (!node.decommissioned) this.checker.report("storage-error", `node ${node.id} could not open its WAL: ${describeError(error)}`);
+      },
+    );
+  }
+
+  /** Builds the node's state machine and Raft core from its durable state and starts its clock. */
+  private bootNode(node: SimNode): void {
     const snapshot = node.storage.snapshot();
     if (snapshot.metadata.index > node.durableMachine.applied) {
       // Crashed between persisting a snapshot and installing it: finish the install, as the server does.
@@ -358,7 +509,7 @@ export class Simulation {
     node.readyOutstanding = false;
     node.kickScheduled = false;
     node.role = Role.Follower;
-    node.term = node.storage.hardState().term;
+    node.term = node.storage.initialState().hardState.term;
     node.view.resetFromStorage(node.storage);
     node.raft = new RawNode({
       id: node.id,
@@ -393,6 +544,8 @@ export class Simulation {
     if (!node.up) return;
     this.counters.crashes++;
     this.note(node.id, `CRASH (${why}): unpersisted state lost; durable log ${node.storage.firstIndex()}..${node.storage.lastIndex()}, applied ${node.durableMachine.applied}`);
+    this.crashDisk(node);
+    node.crashAimed = false;
     node.up = false;
     node.raft = null;
     node.machine = null;
@@ -405,7 +558,7 @@ export class Simulation {
     node.pendingWrites.clear();
     if (this.phase === "safety" && !node.decommissioned) {
       this.queue.schedule(this.operatorRandom.float() * this.swarm.downtimeMsMax + 1, () => {
-        if (!node.up && !node.decommissioned) {
+        if (!node.up && !node.decommissioned && !node.starting) {
           this.counters.restarts++;
           this.startNode(node);
         }
@@ -417,6 +570,7 @@ export class Simulation {
   private decommission(node: SimNode): void {
     if (node.decommissioned) return;
     this.note(node.id, "decommissioned (no longer a member)");
+    if (node.walDisk !== null && (node.up || node.starting)) node.walDisk.crash(this.walRandom());
     if (node.up) {
       node.up = false;
       node.raft = null;
@@ -428,6 +582,28 @@ export class Simulation {
       node.pendingWrites.clear();
     }
     node.decommissioned = true;
+  }
+
+  /** WAL mode: the power cut itself (memory mode keeps exactly what was persisted). */
+  private crashDisk(node: SimNode): void {
+    if (node.walDisk === null) return;
+    const report = node.walDisk.crash(this.walRandom());
+    if (report.appendsInFlight > 0) this.counters.crashesMidBatch++;
+    this.note(node.id, `power cut with ${report.appendsInFlight} WAL appends and ${report.diskOperationsInFlight} disk operations under way`);
+  }
+
+  private walRandom(): Prng {
+    assert(this.storageRandom !== null, "WAL randomness used in memory mode");
+    return this.storageRandom;
+  }
+
+  /** Runs storage continuations (on the microtask queue, outside step()) with the same error reporting as events. */
+  private guarded(action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      this.checker.report("core-error", describeError(error));
+    }
   }
 
   private maybeLoopCrash(node: SimNode, phase: LoopPhase): boolean {
@@ -460,6 +636,10 @@ export class Simulation {
     this.send(node, ready.messages);
     const incarnation = node.incarnation;
     if (ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null) {
+      if (node.walDisk !== null) {
+        this.persistToWal(node, node.walDisk, ready);
+        return;
+      }
       const delay = this.swarm.diskDelayMsMin + this.diskRandom.float() * (this.diskDelayMsMax - this.swarm.diskDelayMsMin);
       this.queue.schedule(delay, () => {
         if (node.incarnation === incarnation) this.persistAndApply(node, ready);
@@ -508,12 +688,12 @@ export class Simulation {
     // must restart from that (seed 965 found that it could not, fixed in 7c2a9a2).
     const limit = torn ? this.diskRandom.int(writes) : writes;
     if (ready.snapshot !== null && limit >= 1) {
-      node.storage.applySnapshot(ready.snapshot);
+      node.memoryStorage.applySnapshot(ready.snapshot);
       this.counters.snapshotsInstalled++;
     }
     const entriesWritten = Math.max(0, Math.min(ready.entries.length, limit - 1));
     if (entriesWritten > 0) this.persistEntries(node, entriesWritten === ready.entries.length ? ready.entries : ready.entries.slice(0, entriesWritten));
-    if (ready.hardState !== null && limit === writes) node.storage.setHardState(ready.hardState);
+    if (ready.hardState !== null && limit === writes) node.memoryStorage.setHardState(ready.hardState);
     if (torn) {
       this.counters.loopCrashes++;
       this.crash(node, `mid-persist after ${limit} of ${writes} writes`);
@@ -524,7 +704,7 @@ export class Simulation {
   }
 
   private persistEntries(node: SimNode, entries: readonly Entry[]): void {
-    const storage = node.storage;
+    const storage = node.memoryStorage;
     const snapshotIndex = storage.firstIndex() - 1;
     let previousTerm: Term | undefined;
     for (const entry of entries) {
@@ -534,6 +714,80 @@ export class Simulation {
       previousTerm = entry.term;
     }
     storage.append(entries);
+  }
+
+  /**
+   * WAL mode: snapshot marker, entries and hard state go to the WAL in one
+   * append (in that order, so a crash keeps a prefix of them); the loop goes
+   * on once the append is durable. A received snapshot's image goes to the
+   * state store first, as a server writes the snapshot file before its marker.
+   */
+  private persistToWal(node: SimNode, disk: WalDisk, ready: Ready): void {
+    const records: WalRecord[] = [];
+    if (ready.snapshot !== null) {
+      disk.storeImage(ready.snapshot.metadata.index, ready.snapshot.data);
+      records.push({ type: "snapshot", group: GROUP, metadata: ready.snapshot.metadata });
+    }
+    if (ready.entries.length > 0) records.push({ type: "entries", group: GROUP, entries: ready.entries });
+    if (ready.hardState !== null) records.push({ type: "hardState", group: GROUP, hardState: ready.hardState });
+    if (!this.appendToWal(node, disk, records, () => {
+      if (ready.snapshot !== null) {
+        this.counters.snapshotsInstalled++;
+        disk.dropImagesBelow(ready.snapshot.metadata.index);
+      }
+      if (this.maybeLoopCrash(node, "after-persist")) return;
+      this.afterPersist(node, ready);
+    })) return;
+    // What the disk may now hold, whether or not it survives: the checker compares it across nodes.
+    if (ready.entries.length > 0) this.observeWalEntries(node, disk, ready.entries);
+    const aimed = node.crashAimed && this.phase === "safety";
+    const loopCrash = this.loopCrashProbability > 0 && this.diskRandom.chance(this.loopCrashProbability);
+    if (aimed || loopCrash) {
+      node.crashAimed = false;
+      // Strike while this batch is written or synced (or just after): a crash in the middle of a batch.
+      const incarnation = node.incarnation;
+      this.queue.schedule(this.walRandom().float() * (this.diskDelayMsMax + 1), () => {
+        if (node.incarnation !== incarnation || this.phase !== "safety") return;
+        if (loopCrash) this.counters.loopCrashes++;
+        this.crash(node, "mid-persist, WAL batch under way");
+      });
+    }
+  }
+
+  private observeWalEntries(node: SimNode, disk: WalDisk, entries: readonly Entry[]): void {
+    const storage = disk.storage;
+    let previousTerm = storage.term(entries[0].index - 1);
+    for (const entry of entries) {
+      this.checker.observePersisted(node.id, entry.index, entry.term, previousTerm, digestBytes(entry.data));
+      previousTerm = entry.term;
+    }
+  }
+
+  /**
+   * One WAL append; `onDurable` runs (on the microtask queue) once it is
+   * durable, unless the node crashed meanwhile. False when the WAL refused the
+   * records, which the checker reports.
+   */
+  private appendToWal(node: SimNode, disk: WalDisk, records: readonly WalRecord[], onDurable: () => void): boolean {
+    const incarnation = node.incarnation;
+    let durable: Promise<void>;
+    try {
+      durable = disk.append(records);
+    } catch (error) {
+      this.checker.report("storage-error", `node ${node.id}: the WAL refused an append: ${describeError(error)}`);
+      return false;
+    }
+    this.counters.walAppends++;
+    this.storageBusy = true;
+    durable.then(
+      () => {
+        if (node.incarnation === incarnation) this.guarded(onDurable);
+      },
+      (error: unknown) => {
+        if (node.incarnation === incarnation) this.checker.report("storage-error", `node ${node.id}: a WAL append failed: ${describeError(error)}`);
+      },
+    );
+    return true;
   }
 
   private afterPersist(node: SimNode, ready: Ready): void {
@@ -674,7 +928,11 @@ export class Simulation {
   private maybeSnapshot(node: SimNode, machine: RegisterMachine): void {
     const every = this.swarm.snapshotEntries;
     if (every === 0) return;
-    const storage = node.storage;
+    if (node.walDisk !== null) {
+      this.maybeSnapshotToWal(node, node.walDisk, machine, every);
+      return;
+    }
+    const storage = node.memoryStorage;
     const snapshotIndex = storage.snapshot().metadata.index;
     const index = Math.min(machine.applied, storage.lastIndex());
     // A compacted node snapshots right after a membership change: the core ignores a snapshot whose
@@ -685,6 +943,25 @@ export class Simulation {
     this.counters.snapshotsCreated++;
     const compactTo = index - this.diskRandom.int(this.swarm.compactRetainMax + 1);
     if (compactTo >= storage.firstIndex()) storage.compact(compactTo);
+    this.note(node.id, `snapshot at ${index}, log compacted to ${storage.firstIndex()}..${storage.lastIndex()}`);
+  }
+
+  /**
+   * WAL mode: the image goes to the state store, then a marker to the WAL,
+   * which compacts the log up to it. The WAL has no separate compaction point
+   * below its marker, so the swarm's compactRetainMax does not apply here.
+   */
+  private maybeSnapshotToWal(node: SimNode, disk: WalDisk, machine: RegisterMachine, every: number): void {
+    const storage = disk.storage;
+    const marker = disk.marker();
+    const snapshotIndex = marker?.index ?? 0;
+    const index = Math.min(machine.applied, storage.lastIndex());
+    const membershipNewer = marker !== null && machine.confState !== marker.confState && storage.firstIndex() > 1;
+    if ((index - snapshotIndex < every && !membershipNewer) || machine.applied !== index || index <= snapshotIndex) return;
+    disk.storeImage(index, machine.encodeSnapshotData());
+    const metadata = { index, term: storage.term(index), confState: machine.confState };
+    if (!this.appendToWal(node, disk, [{ type: "snapshot", group: GROUP, metadata }], () => disk.dropImagesBelow(index))) return;
+    this.counters.snapshotsCreated++;
     this.note(node.id, `snapshot at ${index}, log compacted to ${storage.firstIndex()}..${storage.lastIndex()}`);
   }
 
@@ -829,6 +1106,11 @@ export class Simulation {
     if (live.length === 0 || down >= Math.floor(this.swarm.nodeCount / 2) + 1) return;
     const leader = this.currentLeader();
     const victim = leader !== null && this.operatorRandom.chance(0.4) ? leader : this.operatorRandom.pick(live);
+    if (victim.walDisk !== null && this.walRandom().chance(AIMED_CRASH_PROBABILITY)) {
+      victim.crashAimed = true;
+      this.note(victim.id, "crash aimed at the next WAL batch");
+      return;
+    }
     this.crash(victim, "random moment");
   }
 
@@ -1013,6 +1295,14 @@ export class Simulation {
 
 export function runSimulation(options: SimulationOptions): SimulationResult {
   return new Simulation(options).run();
+}
+
+export async function runSimulationAsync(options: SimulationOptions): Promise<SimulationResult> {
+  return new Simulation(options).runAsync();
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ""}` : String(error);
 }
 
 function membersOf(config: ConfState): NodeId[] {
