@@ -13,7 +13,7 @@ import { assert } from "../lib/assert.js";
 import { NO_NODE, type GroupId, type LogIndex, type NodeId, type Term } from "../lib/ids.js";
 import { limits } from "../lib/limits.js";
 import type { Prng } from "../lib/prng.js";
-import { applyChange, encodeConfChange, InvalidConfChangeError } from "./conf-change.js";
+import { applyChange, decodeConfChange, encodeConfChange, InvalidConfChangeError } from "./conf-change.js";
 import { RaftLog } from "./log.js";
 import { configFromConfState, confStateFromConfig, Progress, ProgressTracker } from "./progress.js";
 import {
@@ -784,11 +784,29 @@ export class Raft {
     return { ok: true, index: 0, term: 0 };
   }
 
+  /** Like proposeConfChange() at the leader; a follower forwards the change to the leader. */
+  proposeConfChangeOrForward(change: ConfChange): ProposeResult {
+    if (this.role === Role.Leader || this.leader === NO_NODE) return this.proposeConfChange(change);
+    this.send({ type: MessageType.Prop, to: this.leader, term: 0, entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(change) }] });
+    return { ok: true, index: 0, term: 0 };
+  }
+
   /** A follower forwarded commands to us. */
   private leaderForwardedProposal(m: Message): void {
     for (const entry of m.entries) {
-      if (entry.type !== EntryType.Normal) continue; // only plain commands are forwarded
-      const result = this.propose(entry.data);
+      let result: ProposeResult;
+      if (entry.type === EntryType.ConfChange) {
+        let change: ConfChange;
+        try {
+          change = decodeConfChange(entry.data);
+        } catch {
+          this.droppedForwardedProposals++;
+          continue;
+        }
+        result = this.proposeConfChange(change);
+      } else {
+        result = this.propose(entry.data);
+      }
       if (!result.ok) {
         this.droppedForwardedProposals++;
         this.logger.info(`${this.describe()} drops a command forwarded by ${m.from}: ${result.reason}`);

@@ -141,3 +141,18 @@ describe("RawNode restarting from storage", () => {
       .toThrow(/commit 9 is beyond the persisted log's last index 1/);
   });
 });
+
+describe("RawNode forwarding membership changes", () => {
+  it("forwards a conf change proposed at a follower to the leader, which commits it", () => {
+    const cluster = new TestCluster([1, 2, 3]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    cluster.add(4);
+    const result = cluster.member(2).node.proposeConfChangeOrForward({
+      transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearner, nodeId: nodeId(4) }], context: new Uint8Array(0),
+    });
+    expect(result).toEqual({ ok: true, index: 0, term: 0 });
+    cluster.stabilize();
+    for (const id of [1, 2, 3]) expect(cluster.member(id).confState.learners).toEqual([4n]);
+  });
+});

@@ -89,6 +89,10 @@ export class RawNode implements RaftNode {
     return this.raft.proposeOrForward(data);
   }
 
+  proposeConfChangeOrForward(change: ConfChange): ProposeResult {
+    return this.raft.proposeConfChangeOrForward(change);
+  }
+
   proposeConfChange(change: ConfChange): ProposeResult {
     return this.raft.proposeConfChange(change);
   }

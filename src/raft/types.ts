@@ -326,6 +326,8 @@ export interface RaftNode {
    * accept a forwarded command drops and counts it.
    */
   proposeOrForward(data: Uint8Array): ProposeResult;
+  /** Like proposeConfChange() at the leader; at a follower, forwards the change to the leader (outcome learned by applying). */
+  proposeConfChangeOrForward(change: ConfChange): ProposeResult;
   /** Propose a membership change (one at a time; refused while another is pending). */
   proposeConfChange(change: ConfChange): ProposeResult;
   /**

@@ -84,6 +84,7 @@ class FakeNode implements RaftNode {
   }
   proposeConfChange() { return this.propose(); }
   proposeOrForward() { return this.propose(); }
+  proposeConfChangeOrForward() { return this.propose(); }
   readIndex() { return { ok: true as const }; }
   transferLeadership() { /* not modelled */ }
   applyConfChange(_change: ConfChange) { return emptyConf; }
