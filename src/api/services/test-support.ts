@@ -4,6 +4,9 @@
  * Raft entry, as the runtime does), and Cluster and Maintenance backends
  * kept in memory. Each can be told to fail its next call with a given error.
  */
+import { createRequire } from "node:module";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { encodeCommand, Mvcc, type AppliedEntry, type KvCommand } from "../../kv/mod.js";
 import { EntryType } from "../../raft/types.js";
 import { MemoryKvStore } from "../../storage/memory-kv/mod.js";
@@ -186,4 +189,23 @@ export class FakeMaintenanceBackend extends Identity implements MaintenanceBacke
     this.takeFailure();
     this.defragmented++;
   }
+}
+
+// ------------------------------------------------------------------ a reference client
+
+/** grpc-js with the .proto files the etcd3 package ships: shows the exact status code and text a client receives. */
+export function referenceClient(address: string, service: "KV" | "Cluster" | "Maintenance"): grpc.Client {
+  const protoPath = createRequire(import.meta.url).resolve("etcd3/proto/rpc.proto");
+  const definition = protoLoader.loadSync(protoPath, { keepCase: true, longs: String, enums: Number, defaults: true, oneofs: true });
+  const root = grpc.loadPackageDefinition(definition) as unknown as { etcdserverpb: Record<string, grpc.ServiceClientConstructor> };
+  return new root.etcdserverpb[service](address, grpc.credentials.createInsecure());
+}
+
+type Callback = (error: grpc.ServiceError | null, response: Record<string, unknown>) => void;
+
+/** Calls a unary method; resolves with the response, or with the ServiceError (never rejects). */
+export function callUnary(client: grpc.Client, method: string, request: object): Promise<Record<string, unknown> | grpc.ServiceError> {
+  return new Promise((resolve) => {
+    (client as unknown as Record<string, (request: object, callback: Callback) => void>)[method](request, (error, response) => resolve(error ?? response));
+  });
 }
