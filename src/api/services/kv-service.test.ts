@@ -145,7 +145,7 @@ describe("the KV service on a real MVCC, driven by etcd clients through the gRPC
     expect(response.succeeded).toBe(true);
     const txnRevision = modRevision + 1;
     expect(revisionOf(response)).toBe(txnRevision);
-    expect(response.responses.map((op) => op.response)).toEqual(["response_put", "response_txn"]);
+    expect(response.responses.map((op) => (op as unknown as { response: string }).response)).toEqual(["response_put", "response_txn"]);
     const nested = response.responses[1].response_txn;
     expect(nested?.succeeded).toBe(true);
     expect(nested?.responses[0].response_range?.kvs.map((kv) => text(kv.value))).toEqual(["b"]);
