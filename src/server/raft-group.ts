@@ -10,7 +10,7 @@ import type { GroupId, LogIndex, NodeId, Term } from "../lib/ids.js";
 import type { Prng } from "../lib/prng.js";
 import {
   decodeConfChange, EntryType, MessageType, RawNode, Role,
-  type ConfState, type Entry, type Message, type RaftLogger, type Ready, type SoftState,
+  type ConfChange, type ConfState, type Entry, type Message, type RaftLogger, type Ready, type SoftState,
 } from "../raft/mod.js";
 import type { Wal, WalRecord } from "../storage/wal/mod.js";
 import { WalLogStorage } from "../storage/wal/mod.js";
@@ -78,6 +78,7 @@ export class RaftGroup {
   private confState: ConfState;
   private confStateIndex: LogIndex;
   private applyWaiters: Array<{ index: LogIndex; resolve: () => void }> = [];
+  private predicateWaiters: Array<{ predicate: () => boolean; resolve: () => void }> = [];
   private loopError: unknown = null;
 
   /**
@@ -233,6 +234,35 @@ export class RaftGroup {
   waitApplied(index: LogIndex): Promise<void> {
     if (this.appliedIndex >= index) return Promise.resolve();
     return new Promise((resolve) => this.applyWaiters.push({ index, resolve }));
+  }
+
+  /** Proposes a membership change (forwarded to the leader from a follower). The caller watches the applied state for its effect. */
+  proposeConfChange(change: ConfChange): void {
+    if (this.stopped) throw new StoppedError();
+    const result = this.raw.proposeConfChangeOrForward(change);
+    if (!result.ok) {
+      if (result.reason === "no-leader") throw new NoLeaderError();
+      throw new ProposalRefusedError(result.reason, result.leader);
+    }
+    this.schedule();
+  }
+
+  /** Resolves once `predicate` holds after some apply (checked at once, then after every Ready); rejects on timeout. */
+  waitUntil(predicate: () => boolean, signal?: AbortSignal, what = "change"): Promise<void> {
+    if (predicate()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const watcher = { predicate, resolve: () => { clearTimeout(timer); resolve(); } };
+      const timer = setTimeout(() => {
+        this.predicateWaiters = this.predicateWaiters.filter((other) => other !== watcher);
+        reject(new RequestTimeoutError(`${what} timed out: its outcome is unknown`));
+      }, this.options.requestTimeoutMs);
+      signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        this.predicateWaiters = this.predicateWaiters.filter((other) => other !== watcher);
+        reject(new RequestTimeoutError(`${what} aborted: its outcome is unknown`, { cause: signal.reason }));
+      }, { once: true });
+      this.predicateWaiters.push(watcher);
+    });
   }
 
   transferLeadership(to: NodeId): void {
@@ -392,6 +422,13 @@ export class RaftGroup {
   }
 
   private releaseApplyWaiters(): void {
+    if (this.predicateWaiters.length > 0) {
+      const satisfied = this.predicateWaiters.filter((waiter) => waiter.predicate());
+      if (satisfied.length > 0) {
+        this.predicateWaiters = this.predicateWaiters.filter((waiter) => !satisfied.includes(waiter));
+        for (const waiter of satisfied) waiter.resolve();
+      }
+    }
     if (this.applyWaiters.length === 0) return;
     const applied = this.appliedIndex;
     const ready = this.applyWaiters.filter((waiter) => waiter.index <= applied);

@@ -1,0 +1,350 @@
+/**
+ * A Cairn node: the WAL, the state store, the peer transport and the Raft
+ * group(s) of one member, wired together. (The client API is attached by
+ * the composition root in cli/, which owns the gRPC services.)
+ *
+ * Data directory layout:
+ *   <data-dir>/member/identity.json   cluster id, member id, name (written once)
+ *   <data-dir>/member/wal/            the node-wide write-ahead log
+ *   <data-dir>/member/kv/             the LMDB state store of group 0
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from "node:fs";
+import { join } from "node:path";
+import { randomInt } from "node:crypto";
+import { assert } from "../lib/assert.js";
+import { clusterId as toClusterId, groupId, nodeId, type ClusterId, type NodeId, type Term } from "../lib/ids.js";
+import { createPrng } from "../lib/prng.js";
+import {
+  ConfChangeTransition, ConfChangeType, Role, bootstrapEntries, confState as makeConfState, encodeConfChange,
+  type Message, type SoftState,
+} from "../raft/mod.js";
+import { NodeFileSystem } from "../storage/fs/mod.js";
+import { Wal } from "../storage/wal/mod.js";
+import { LmdbKvStore } from "../storage/lmdb/mod.js";
+import { PeerTransport, type PeerTlsConfig } from "../transport/mod.js";
+import { KvStateMachine, memberAttributesCommand } from "./kv-state-machine.js";
+import { computeClusterId, computeMemberId, encodeMemberContext, type Member } from "./membership.js";
+import { RaftGroup } from "./raft-group.js";
+import type { NodeMetrics } from "./metrics.js";
+
+export const CAIRN_VERSION = "3.5.0-cairn.0.1.0";
+const GROUP_ZERO = groupId(0);
+const IDENTITY_FORMAT = 1;
+/** Physical compaction: entries per store transaction, time per slice of the event loop, pause when idle. */
+const COMPACTION_BATCH_ENTRIES = 1000;
+const COMPACTION_SLICE_MS = 5;
+const COMPACTION_IDLE_MS = 100;
+
+export interface NodeLogger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface NodeOptions {
+  readonly name: string;
+  readonly dataDir: string;
+  /** Peer URL to listen on (http:// or https://). */
+  readonly listenPeerUrl: string;
+  /** Our own advertised peer URLs. */
+  readonly peerUrls: readonly string[];
+  readonly clientUrls: readonly string[];
+  /** name → peer URLs of the founding members (for a new cluster). */
+  readonly initialCluster: ReadonlyMap<string, readonly string[]>;
+  readonly initialClusterState: "new" | "existing";
+  readonly initialClusterToken: string;
+  readonly heartbeatIntervalMs: number;
+  readonly electionTimeoutMs: number;
+  readonly snapshotCount: number;
+  readonly peerTls?: PeerTlsConfig;
+  readonly walRepair?: boolean;
+  readonly logger: NodeLogger;
+  readonly metrics?: NodeMetrics;
+}
+
+export class NodeStartError extends Error {
+  override name = "NodeStartError";
+}
+
+interface Identity {
+  readonly clusterId: ClusterId;
+  readonly memberId: NodeId;
+}
+
+export class CairnNode {
+  private stopping: Promise<void> | null = null;
+  private term: Term = 0;
+  private published = false;
+  private housekeeping: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  private lastLeader: NodeId = 0n as NodeId;
+  private readonly peerUrls = new Map<NodeId, string>();
+
+  private constructor(
+    readonly options: NodeOptions,
+    readonly clusterId: ClusterId,
+    readonly memberId: NodeId,
+    readonly wal: Wal,
+    readonly store: LmdbKvStore,
+    readonly stateMachine: KvStateMachine,
+    readonly transport: PeerTransport,
+    readonly group: RaftGroup,
+  ) {}
+
+  static async start(options: NodeOptions): Promise<CairnNode> {
+    const memberDirectory = join(options.dataDir, "member");
+    mkdirSync(memberDirectory, { recursive: true });
+    const identityPath = join(memberDirectory, "identity.json");
+    const fresh = !existsSync(identityPath);
+    let identity: Identity;
+    let founding: Member[] = [];
+    if (!fresh) {
+      identity = readIdentity(identityPath);
+    } else if (options.initialClusterState === "new") {
+      founding = foundingMembers(options);
+      const self = founding.find((member) => member.name === options.name);
+      assert(self, `member ${options.name} is not in the initial cluster`);
+      identity = { clusterId: computeClusterId(founding.map((member) => member.id)), memberId: self.id };
+    } else {
+      throw new NodeStartError("--initial-cluster-state existing: joining a running cluster is not supported yet; start members with --initial-cluster-state new");
+    }
+    const { logger } = options;
+
+    const wal = await Wal.open({
+      fileSystem: new NodeFileSystem(), directory: join(memberDirectory, "wal"),
+      clusterId: identity.clusterId, nodeId: identity.memberId, repair: options.walRepair ?? false,
+      logger: { info: (message) => logger.info(`wal: ${message}`), warn: (message) => logger.warn(`wal: ${message}`) },
+    });
+    const recovery = wal.recovery;
+    if (recovery.tornTail) logger.warn(`wal: cut a torn tail in ${recovery.tornTail.file} at offset ${recovery.tornTail.offset} (${recovery.tornTail.reason})`);
+    if (fresh) {
+      // Every founding member writes the same bootstrap entries, so their logs agree from index 1.
+      const initial = makeConfState(founding.map((member) => member.id));
+      const entries = bootstrapEntries(initial).map((entry, position) => ({
+        ...entry,
+        data: encodeConfChange({
+          transition: ConfChangeTransition.Auto,
+          changes: [{ type: ConfChangeType.AddNode, nodeId: founding[position].id }],
+          context: encodeMemberContext(founding[position]),
+        }),
+      }));
+      await wal.append([
+        { type: "entries", group: GROUP_ZERO, entries },
+        { type: "hardState", group: GROUP_ZERO, hardState: { term: 1, vote: 0n as NodeId, commit: entries.length } },
+      ]);
+      writeIdentity(identityPath, identity, options.name);
+      logger.info(`bootstrapped member ${identity.memberId.toString(16)} of new cluster ${identity.clusterId.toString(16)} with ${founding.length} members`);
+    }
+
+    const store = LmdbKvStore.open(join(memberDirectory, "kv"));
+    const stateMachine = new KvStateMachine(store);
+    let group: RaftGroup | null = null;
+    const transport = await PeerTransport.listen({
+      nodeId: identity.memberId,
+      clusterId: identity.clusterId,
+      listenUrl: options.listenPeerUrl,
+      tls: options.peerTls,
+      logger: {
+        info: (fields, message) => logger.info(`transport: ${message} ${describeFields(fields)}`),
+        warn: (fields, message) => logger.warn(`transport: ${message} ${describeFields(fields)}`),
+        error: (fields, message) => logger.error(`transport: ${message} ${describeFields(fields)}`),
+      },
+      onMessage: (message: Message) => group?.step(message),
+      onSnapshot: async (message: Message, data: AsyncIterable<Uint8Array>) => {
+        const installed = await stateMachine.installSnapshot(data);
+        logger.info(`snapshot from ${message.from.toString(16)} at ${message.snapshot?.metadata.index}: ${installed ? "installed" : "not newer than ours, ignored"}`);
+        group?.step(message);
+      },
+      onUnreachable: (peer) => group?.raw.reportUnreachable(peer),
+      random: Math.random,
+    });
+
+    const tickMs = options.heartbeatIntervalMs;
+    const electionTicks = Math.max(2, Math.round(options.electionTimeoutMs / options.heartbeatIntervalMs));
+    let node: CairnNode | null = null;
+    group = await RaftGroup.open({
+      memberId: identity.memberId, group: GROUP_ZERO, wal, stateMachine,
+      tickMs, electionTicks, heartbeatTicks: 1,
+      snapshotCount: options.snapshotCount,
+      // etcd: 5 s plus two election timeouts.
+      requestTimeoutMs: 5000 + 2 * options.electionTimeoutMs,
+      random: createPrng(BigInt(randomInt(0, 2 ** 48 - 1)) ^ identity.memberId),
+      logger: { debug: () => {}, info: (message) => logger.info(message), warn: (message) => logger.warn(message), error: (message) => logger.error(message) },
+      send: (message) => {
+        transport.send(message);
+      },
+      sendSnapshot: (message, chunks) => transport.sendSnapshot(message, chunks),
+      onSoftState: (state, term) => node?.onSoftState(state, term),
+      onConfChange: () => node?.syncPeers(),
+      onPersist: (milliseconds) => options.metrics?.walFsyncSeconds.observe(milliseconds / 1000),
+    });
+    node = new CairnNode(options, identity.clusterId, identity.memberId, wal, store, stateMachine, transport, group);
+    stateMachine.onMembersChanged(() => node?.syncPeers());
+    // Peers known from the founding configuration until the log has been applied.
+    for (const member of founding) if (member.id !== identity.memberId) node.addFoundingPeer(member.id, member.peerUrls[0]);
+    node.syncPeers();
+    group.start();
+    node.startHousekeeping();
+    logger.info(`member ${identity.memberId.toString(16)} (${options.name}) of cluster ${identity.clusterId.toString(16)} serving peers on ${transport.url}`);
+    return node;
+  }
+
+  /** Keeps the transport's peer list equal to the membership (members with their first peer URL). */
+  syncPeers(): void {
+    const members = this.stateMachine.members();
+    if (members.length === 0) return; // still bootstrapping: keep the founding peers
+    const wanted = new Map(members.filter((member) => member.id !== this.memberId && member.peerUrls.length > 0).map((member) => [member.id, member.peerUrls[0]]));
+    for (const [id, url] of wanted) {
+      const known = this.peerUrls.get(id);
+      if (known === url) continue;
+      if (known === undefined) this.transport.addPeer(id, url);
+      else this.transport.updatePeer(id, url);
+      this.peerUrls.set(id, url);
+    }
+    for (const id of [...this.peerUrls.keys()]) {
+      if (wanted.has(id)) continue;
+      this.transport.removePeer(id);
+      this.peerUrls.delete(id);
+    }
+  }
+
+  /** Adds a peer known before the membership is applied (the founding members). */
+  addFoundingPeer(id: NodeId, url: string): void {
+    if (this.peerUrls.has(id)) return;
+    this.transport.addPeer(id, url);
+    this.peerUrls.set(id, url);
+  }
+
+  private onSoftState(state: SoftState, term: Term): void {
+    const metrics = this.options.metrics;
+    if (metrics) {
+      metrics.term.set(term);
+      metrics.isLeader.set(state.role === Role.Leader ? 1 : 0);
+      metrics.hasLeader.set(state.leader !== 0n ? 1 : 0);
+      if (state.leader !== 0n && state.leader !== this.lastLeader) metrics.leaderChanges.inc();
+    }
+    if (state.leader !== 0n) this.lastLeader = state.leader;
+    this.term = term;
+    this.options.logger.info(`raft: ${state.role === Role.Leader ? "became leader" : `follower, leader ${state.leader.toString(16)}`} at term ${term}`);
+    if (!this.published && state.leader !== 0n) void this.publishAttributes();
+  }
+
+  /** Publishes our name and client URLs through Raft (members learn each other's client URLs this way). */
+  private async publishAttributes(): Promise<void> {
+    this.published = true;
+    const self = this.stateMachine.member(this.memberId);
+    if (self && self.name === this.options.name && sameUrls(self.clientUrls, this.options.clientUrls)) return;
+    try {
+      await this.group.propose(memberAttributesCommand(this.memberId, this.options.name, this.options.clientUrls));
+      this.options.logger.info(`published member attributes: ${this.options.name} ${this.options.clientUrls.join(",")}`);
+    } catch (error) {
+      this.published = false;
+      this.options.logger.warn(`publishing member attributes failed (will retry at the next leader change): ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Physical compaction runs in small batches between other work, never as
+   * one long transaction: a Compact only moves the compact revision.
+   */
+  startHousekeeping(): void {
+    const mvcc = this.stateMachine.mvcc;
+    const pass = () => {
+      if (this.stopping) return;
+      const started = performance.now();
+      let more = false;
+      try {
+        do more = mvcc.compactBatch(COMPACTION_BATCH_ENTRIES);
+        while (more && performance.now() - started < COMPACTION_SLICE_MS);
+      } catch (error) {
+        this.options.logger.error(`compaction failed: ${(error as Error).message}`);
+      }
+      this.housekeeping = more ? setImmediate(pass) : setTimeout(pass, COMPACTION_IDLE_MS);
+    };
+    this.housekeeping = setTimeout(pass, COMPACTION_IDLE_MS);
+  }
+
+  raftTerm(): Term {
+    return this.group.raw.status().term;
+  }
+
+  isLeader(): boolean {
+    return this.group.isLeader();
+  }
+
+  /** On SIGTERM: hand leadership to the most caught-up voter, wait briefly, then stop. */
+  async transferLeadershipAway(timeoutMs: number): Promise<void> {
+    const status = this.group.raw.status();
+    if (status.role !== Role.Leader) return;
+    let target: NodeId | null = null;
+    let best = -1;
+    for (const [id, progress] of status.progress) {
+      if (id === this.memberId || progress.learner) continue;
+      if (progress.match > best) {
+        best = progress.match;
+        target = id;
+      }
+    }
+    if (target === null) return;
+    this.options.logger.info(`stopping: transferring leadership to ${target.toString(16)}`);
+    this.group.transferLeadership(target);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && this.group.isLeader()) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.housekeeping) {
+        clearTimeout(this.housekeeping as NodeJS.Timeout);
+        clearImmediate(this.housekeeping as NodeJS.Immediate);
+      }
+      this.group.stop();
+      await this.group.idle();
+      await this.transport.close();
+      await this.wal.close();
+      await this.store.close();
+    })();
+    return this.stopping;
+  }
+}
+
+function describeFields(fields: Record<string, unknown>): string {
+  return Object.entries(fields).map(([key, value]) => `${key}=${typeof value === "bigint" ? value.toString(16) : String(value)}`).join(" ");
+}
+
+function sameUrls(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((url, position) => url === b[position]);
+}
+
+function foundingMembers(options: NodeOptions): Member[] {
+  return [...options.initialCluster].map(([name, urls]) => ({
+    id: computeMemberId(urls, options.initialClusterToken),
+    name,
+    peerUrls: [...urls],
+    clientUrls: [],
+    isLearner: false,
+  }));
+}
+
+function readIdentity(path: string): Identity {
+  let value: { format?: number; clusterId?: string; memberId?: string };
+  try {
+    value = JSON.parse(readFileSync(path, "utf8")) as typeof value;
+  } catch (error) {
+    throw new NodeStartError(`${path} is not readable JSON: ${(error as Error).message}; refusing to start rather than guess this member's identity`);
+  }
+  if (value.format !== IDENTITY_FORMAT || typeof value.clusterId !== "string" || typeof value.memberId !== "string") {
+    throw new NodeStartError(`${path}: unknown format ${String(value.format)} or missing ids`);
+  }
+  return { clusterId: toClusterId(BigInt(`0x${value.clusterId}`)), memberId: nodeId(BigInt(`0x${value.memberId}`)) };
+}
+
+function writeIdentity(path: string, identity: Identity, name: string): void {
+  const temporary = `${path}.tmp`;
+  writeFileSync(temporary, JSON.stringify({ format: IDENTITY_FORMAT, clusterId: identity.clusterId.toString(16), memberId: identity.memberId.toString(16), name }, null, 2) + "\n");
+  const descriptor = openSync(temporary, "r");
+  fsyncSync(descriptor);
+  closeSync(descriptor);
+  renameSync(temporary, path);
+}
+
