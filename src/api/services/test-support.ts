@@ -74,12 +74,25 @@ export class FakeKvBackend extends Identity implements KvBackend {
 export class FakeClusterBackend extends Identity implements ClusterBackend {
   barriers = 0;
   private nextId = 0x1000n;
-  readonly list: MemberInfo[] = [
-    { id: FAKE_MEMBER_ID, name: "one", peerUrls: ["http://127.0.0.1:2380"], clientUrls: ["http://127.0.0.1:2379"], isLearner: false },
-    { id: 2n, name: "two", peerUrls: ["http://127.0.0.1:2381"], clientUrls: ["http://127.0.0.1:2378"], isLearner: false },
-  ];
+  readonly list: MemberInfo[] = [];
   /** Ids of learners that have caught up with the leader. */
   readonly inSync = new Set<bigint>();
+
+  constructor() {
+    super();
+    this.reset();
+  }
+
+  /** Back to two voters, no learners, no pending failure. */
+  reset(): void {
+    this.list.splice(0, this.list.length,
+      { id: FAKE_MEMBER_ID, name: "one", peerUrls: ["http://127.0.0.1:2380"], clientUrls: ["http://127.0.0.1:2379"], isLearner: false },
+      { id: 2n, name: "two", peerUrls: ["http://127.0.0.1:2381"], clientUrls: ["http://127.0.0.1:2378"], isLearner: false });
+    this.inSync.clear();
+    this.barriers = 0;
+    this.learner = false;
+    this.failNext = undefined;
+  }
 
   members(): readonly MemberInfo[] {
     return this.list;
