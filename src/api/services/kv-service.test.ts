@@ -5,7 +5,7 @@ import { Etcd3, GRPCOutOfRangeError, GRPCResourceExhastedError } from "etcd3";
 import { nodeId } from "../../lib/ids.js";
 import { NoLeaderError, NotLeaderError, ProposalRefusedError, RequestTimeoutError, StoppedError } from "../../server/errors.js";
 import { registerEtcdServices } from "../etcd-services.js";
-import { createGrpcServer, type GrpcServer } from "../grpc/server.js";
+import { createGrpcServer, type CallContext, type GrpcServer } from "../grpc/server.js";
 import { GrpcStatus } from "../grpc/status.js";
 import { KEY_VALUE_FRAMING_BYTES_MAX, KvService, RANGE_CHUNK_KVS_MAX } from "./kv-service.js";
 import { callUnary, FAKE_CLUSTER_ID, FAKE_MEMBER_ID, FAKE_TERM, FakeKvBackend, referenceClient } from "./test-support.js";
@@ -252,6 +252,41 @@ describe("the KV service on a real MVCC, driven by etcd clients through the gRPC
     const ignoreMissing = await callUnary(kvClient, "Put", { key: Buffer.from("nobody/here"), ignore_value: true });
     expect(ignoreMissing).toMatchObject({ code: GrpcStatus.invalidArgument, details: "etcdserver: key not found" });
     expect(await etcd.get("basic/key").string()).toBe("hello");
+  });
+
+  it("answers DEADLINE_EXCEEDED when the client's deadline passes while a write waits in Raft", async () => {
+    backend.hangNext = true;
+    const failure = await new Promise<grpc.ServiceError | null>((resolve) => {
+      (kvClient as unknown as { Put(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null) => void): void })
+        .Put({ key: Buffer.from("stuck/key"), value: Buffer.from("v") }, { deadline: Date.now() + 100 }, resolve);
+    });
+    expect(failure?.code).toBe(GrpcStatus.deadlineExceeded);
+    expect(await etcd.get("stuck/key").string()).toBeNull();
+  });
+
+  it("reads a range again when a snapshot install replaced the state between its chunks", async () => {
+    const service = new KvService(backend, { rangeResponseBytesMax: RANGE_RESPONSE_BYTES_MAX });
+    const opened = backend.mvcc.openRange.bind(backend.mvcc);
+    let opens = 0;
+    backend.mvcc.openRange = (request) => {
+      opens++;
+      return opened(request);
+    };
+    try {
+      const request = {
+        key: Buffer.from("many/"), rangeEnd: Buffer.from("many0"), limit: 0, revision: 0, sortOrder: 0, sortTarget: 0, serializable: true,
+        keysOnly: true, countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0,
+      };
+      const answer = service.range(request, { signal: new AbortController().signal } as CallContext);
+      // The first chunk was read synchronously; the install lands before the second.
+      backend.mvcc.reload();
+      const response = await answer;
+      expect(opens).toBe(2);
+      expect(response.kvs).toHaveLength(response.count);
+      expect(response.count).toBeGreaterThan(RANGE_CHUNK_KVS_MAX);
+    } finally {
+      backend.mvcc.openRange = opened;
+    }
   });
 
   it("refuses writes and linearizable reads on a learner, and serves its serializable reads", async () => {

@@ -56,7 +56,14 @@ export class FakeKvBackend extends Identity implements KvBackend {
     this.takeFailure();
   }
 
-  async propose(command: KvCommand): Promise<AppliedEntry> {
+  /** When set, the next proposal waits until its signal aborts (a write stuck in Raft), then rejects as the runtime would. */
+  hangNext = false;
+
+  async propose(command: KvCommand, signal: AbortSignal): Promise<AppliedEntry> {
+    if (this.hangNext) {
+      this.hangNext = false;
+      await new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(new Error("proposal abandoned")), { once: true }));
+    }
     this.takeFailure();
     this.proposed.push(command);
     const entry = { term: this.term, index: ++this.lastIndex, type: EntryType.Normal, data: encodeCommand(command) };
