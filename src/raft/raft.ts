@@ -468,6 +468,12 @@ export class Raft {
         this.send({ type: MessageType.AppResp, to: m.from });
       } else if (m.type === MessageType.PreVote) {
         this.send({ type: MessageType.PreVoteResp, to: m.from, reject: true });
+      } else if (m.type === MessageType.Vote) {
+        // Refuse with our term (Raft's RequestVote rule: "reply false if term < currentTerm", so the
+        // candidate can update itself). Ignoring it, as etcd does, relies on the candidate hearing the
+        // newer term some other way; a candidate whose only needed voters got their term from nodes it
+        // never talks to (a stale member campaigning at a removed node) would campaign a term behind forever.
+        this.send({ type: MessageType.VoteResp, to: m.from, reject: true });
       }
       return;
     }
