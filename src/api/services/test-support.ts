@@ -59,7 +59,7 @@ export class FakeKvBackend extends Identity implements KvBackend {
   /** When set, the next proposal waits until its signal aborts (a write stuck in Raft), then rejects as the runtime would. */
   hangNext = false;
 
-  async propose(command: KvCommand, signal: AbortSignal): Promise<AppliedEntry> {
+  async propose(command: KvCommand, signal: AbortSignal = new AbortController().signal): Promise<AppliedEntry> {
     if (this.hangNext) {
       this.hangNext = false;
       await new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(new Error("proposal abandoned")), { once: true }));
