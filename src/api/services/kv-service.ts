@@ -112,7 +112,10 @@ export class KvService implements KvHandler {
       const responseBytes = summary.bytes + summary.kvCount * KEY_VALUE_FRAMING_BYTES_MAX;
       if (responseBytes > this.rangeResponseBytesMax) throw new RangeResponseTooLargeError(responseBytes, this.rangeResponseBytesMax);
       const kvs: KeyValue[] = [];
-      for (;;) {
+      // Every chunk but the final null carries at least one kv, so this many reads always suffice.
+      const chunkReadsMax = summary.kvCount + 1;
+      for (let reads = 1; ; reads++) {
+        assert(reads <= chunkReadsMax, () => `range needed more than ${chunkReadsMax} chunk reads for ${summary.kvCount} kvs`);
         const chunk = stream.next(RANGE_CHUNK_KVS_MAX, RANGE_CHUNK_BYTES_MAX);
         if (chunk === null) break;
         for (const kv of chunk) kvs.push(toWireKeyValue(kv));
