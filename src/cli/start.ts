@@ -37,6 +37,7 @@ export async function runStart(config: NodeConfig): Promise<number> {
       } as never,
       logger: layerLogger(logger),
       metrics,
+      onRemoved: () => process.kill(process.pid, "SIGTERM"),
     });
   } catch (error) {
     // Refusing to start is loud and names what is wrong (a damaged WAL names the file and offset).

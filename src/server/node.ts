@@ -21,7 +21,7 @@ import {
 import { NodeFileSystem } from "../storage/fs/mod.js";
 import { Wal } from "../storage/wal/mod.js";
 import { LmdbKvStore } from "../storage/lmdb/mod.js";
-import { PeerTransport, type PeerTlsConfig } from "../transport/mod.js";
+import { PeerTransport, discoverCluster, type PeerTlsConfig } from "../transport/mod.js";
 import { KvStateMachine, memberAttributesCommand } from "./kv-state-machine.js";
 import { computeClusterId, computeMemberId, encodeMemberContext, type Member } from "./membership.js";
 import { RaftGroup } from "./raft-group.js";
@@ -61,6 +61,8 @@ export interface NodeOptions {
   readonly walRepair?: boolean;
   readonly logger: NodeLogger;
   readonly metrics?: NodeMetrics;
+  /** This member was removed from the cluster: the process should stop. */
+  readonly onRemoved?: () => void;
 }
 
 export class NodeStartError extends Error {
@@ -76,6 +78,8 @@ export class CairnNode {
   private stopping: Promise<void> | null = null;
   private term: Term = 0;
   private published = false;
+  private wasMember = false;
+  private removedReported = false;
   private housekeeping: NodeJS.Timeout | NodeJS.Immediate | null = null;
   private lastLeader: NodeId = 0n as NodeId;
   private readonly peerUrls = new Map<NodeId, string>();
@@ -106,7 +110,10 @@ export class CairnNode {
       assert(self, `member ${options.name} is not in the initial cluster`);
       identity = { clusterId: computeClusterId(founding.map((member) => member.id)), memberId: self.id };
     } else {
-      throw new NodeStartError("--initial-cluster-state existing: joining a running cluster is not supported yet; start members with --initial-cluster-state new");
+      const discovered = await discoverIdentity(options);
+      identity = discovered.identity;
+      // Talk to the members we learned of until our own log teaches us the membership.
+      founding = discovered.members.filter((member) => member.id !== discovered.identity.memberId);
     }
     const { logger } = options;
 
@@ -117,7 +124,11 @@ export class CairnNode {
     });
     const recovery = wal.recovery;
     if (recovery.tornTail) logger.warn(`wal: cut a torn tail in ${recovery.tornTail.file} at offset ${recovery.tornTail.offset} (${recovery.tornTail.reason})`);
-    if (fresh) {
+    if (fresh && options.initialClusterState === "existing") {
+      // A joining member starts with an empty log: the leader sends it the log or a snapshot once it is a member.
+      writeIdentity(identityPath, identity, options.name);
+      logger.info(`joining cluster ${identity.clusterId.toString(16)} as member ${identity.memberId.toString(16)}`);
+    } else if (fresh) {
       // Every founding member writes the same bootstrap entries, so their logs agree from index 1.
       const initial = makeConfState(founding.map((member) => member.id));
       const entries = bootstrapEntries(initial).map((entry, position) => ({
@@ -156,6 +167,7 @@ export class CairnNode {
         group?.step(message);
       },
       onUnreachable: (peer) => group?.raw.reportUnreachable(peer),
+      onDiscover: () => describeCluster(identity.clusterId, stateMachine.members()),
       random: Math.random,
     });
 
@@ -193,6 +205,14 @@ export class CairnNode {
   syncPeers(): void {
     const members = this.stateMachine.members();
     if (members.length === 0) return; // still bootstrapping: keep the founding peers
+    const isMember = members.some((member) => member.id === this.memberId);
+    if (isMember) this.wasMember = true;
+    else if (this.wasMember && !this.removedReported) {
+      // As in etcd: a member removed from the cluster stops instead of lingering as a stranger.
+      this.removedReported = true;
+      this.options.logger.warn(`this member (${this.memberId.toString(16)}) was removed from the cluster; stopping`);
+      queueMicrotask(() => this.options.onRemoved?.());
+    }
     const wanted = new Map(members.filter((member) => member.id !== this.memberId && member.peerUrls.length > 0).map((member) => [member.id, member.peerUrls[0]]));
     for (const [id, url] of wanted) {
       const known = this.peerUrls.get(id);
@@ -324,6 +344,48 @@ function foundingMembers(options: NodeOptions): Member[] {
     clientUrls: [],
     isLearner: false,
   }));
+}
+
+/** What a joining member is told: the cluster id and the members (ids as hex, as etcd prints them). */
+function describeCluster(clusterId: ClusterId, members: readonly Member[]): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({
+    clusterId: clusterId.toString(16),
+    members: members.map((member) => ({ id: member.id.toString(16), name: member.name, peerUrls: member.peerUrls, isLearner: member.isLearner })),
+  }));
+}
+
+/**
+ * --initial-cluster-state existing: ask the other members named in
+ * --initial-cluster who the cluster is, and find ourselves among its members
+ * by our peer URL (the member must have been added first, as in etcd).
+ */
+async function discoverIdentity(options: NodeOptions): Promise<{ identity: Identity; members: Member[] }> {
+  const ownUrls = new Set(options.peerUrls);
+  const errors: string[] = [];
+  for (const [name, urls] of options.initialCluster) {
+    if (name === options.name) continue;
+    for (const url of urls) {
+      try {
+        const answer = JSON.parse(new TextDecoder().decode(await discoverCluster(url, { tls: options.peerTls }))) as {
+          clusterId: string; members: { id: string; name: string; peerUrls: string[] }[];
+        };
+        const self = answer.members.find((member) => member.peerUrls.some((peerUrl) => ownUrls.has(peerUrl)));
+        if (!self) {
+          throw new NodeStartError(`the cluster at ${url} has no member with peer URL ${[...ownUrls].join(", ")}: add this member first (etcdctl member add ${options.name} --peer-urls=${[...ownUrls].join(",")})`);
+        }
+        return {
+          identity: { clusterId: toClusterId(BigInt(`0x${answer.clusterId}`)), memberId: nodeId(BigInt(`0x${self.id}`)) },
+          members: answer.members.map((member) => ({
+            id: nodeId(BigInt(`0x${member.id}`)), name: member.name, peerUrls: member.peerUrls, clientUrls: [], isLearner: false,
+          })),
+        };
+      } catch (error) {
+        if (error instanceof NodeStartError) throw error;
+        errors.push(`${url}: ${(error as Error).message}`);
+      }
+    }
+  }
+  throw new NodeStartError(`--initial-cluster-state existing: no member of the running cluster answered (${errors.join("; ") || "no other members in --initial-cluster"})`);
 }
 
 function readIdentity(path: string): Identity {

@@ -34,10 +34,12 @@ export const FrameType = {
   SnapshotEnd: 7,
   /** Snapshot receiver → sender: installed (or not, with a reason). */
   SnapshotResult: 8,
+  /** Listener → a joining member: who the cluster is (opaque to the transport). */
+  Discovery: 9,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
-const FRAME_TYPE_MAX = FrameType.SnapshotResult;
+const FRAME_TYPE_MAX = FrameType.Discovery;
 
 export function isFrameType(value: number): value is FrameType {
   return value >= FrameType.Hello && value <= FRAME_TYPE_MAX;

@@ -35,6 +35,12 @@ export const ConnectionKind = {
   Messages: 1,
   /** One snapshot, streamed; closed when done. */
   Snapshot: 2,
+  /**
+   * A member joining a running cluster asks who the cluster is (its id and
+   * members) before it knows its own ids. The listener answers one Discovery
+   * frame and closes; nothing else flows on such a connection.
+   */
+  Discover: 3,
 } as const;
 export type ConnectionKind = (typeof ConnectionKind)[keyof typeof ConnectionKind];
 
@@ -93,7 +99,7 @@ export function decodeHello(payload: Buffer): Hello {
   const version = readHandshakeVersion(payload);
   if (payload.length !== HELLO_BYTES) throw new HandshakeDecodeError(`hello must be ${HELLO_BYTES} bytes, got ${payload.length}`);
   const kind = payload.readUInt8(6);
-  if (kind !== ConnectionKind.Messages && kind !== ConnectionKind.Snapshot) {
+  if (kind !== ConnectionKind.Messages && kind !== ConnectionKind.Snapshot && kind !== ConnectionKind.Discover) {
     throw new HandshakeDecodeError(`unknown connection kind ${kind}`);
   }
   return {
@@ -152,6 +158,8 @@ export function checkHello(local: LocalIdentity, hello: Hello): Refusal | null {
   if (hello.version !== local.version) {
     return { code: RefuseCode.VersionMismatch, reason: `protocol version mismatch: node ${formatId(local.nodeId)} speaks version ${local.version}, peer ${peer} speaks version ${hello.version}` };
   }
+  // A joining member does not know the cluster or its own id yet: that is what it asks for.
+  if (hello.kind === ConnectionKind.Discover) return null;
   if (hello.clusterId !== local.clusterId) {
     return { code: RefuseCode.ClusterMismatch, reason: `cluster id mismatch: node ${formatId(local.nodeId)} is in cluster ${formatId(local.clusterId)}, peer ${peer} is in cluster ${formatId(hello.clusterId)}` };
   }

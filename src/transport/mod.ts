@@ -25,3 +25,4 @@ export { encodeMessage, encodeMessageInto, encodedMessageBytes, decodeMessage, i
 export { FrameDecoder, FrameType, encodeFrame, FRAME_HEADER_BYTES } from "./frame.js";
 export { PROTOCOL_VERSION, RefuseCode } from "./handshake.js";
 export * from "./errors.js";
+export { discoverCluster } from "./discovery.js";

@@ -107,6 +107,8 @@ export interface PeerTransportOptions {
    * is told success only then. Reject to refuse it.
    */
   readonly onSnapshot: (message: Message, data: AsyncIterable<Uint8Array>) => Promise<void>;
+  /** What a joining member is told about the cluster (see ConnectionKind.Discover); absent: refuse discovery. */
+  readonly onDiscover?: () => Uint8Array;
   /** A peer could not be reached, lost its connection or overflowed its queue (Raft: reportUnreachable). */
   readonly onUnreachable?: (peer: NodeId) => void;
   /** A peer refused our handshake, or answered as the wrong node or cluster; the error carries the reason. */
@@ -490,11 +492,26 @@ export class PeerTransport {
         return;
       }
       const hello = refusal.hello;
+      if (hello.kind === ConnectionKind.Discover) {
+        this.answerDiscovery(connection, remote);
+        return;
+      }
       connection.writeFrame(FrameType.Accept, encodeAccept(this.identity));
       connection.setFrameBytesMax(this.tuning.frameBytesMax);
       if (hello.kind === ConnectionKind.Messages) this.serveMessages(connection, hello.sender, remote);
       else this.serveSnapshot(connection, hello.sender);
     });
+  }
+
+  private answerDiscovery(connection: FramedSocket, remote: string): void {
+    const describe = this.options.onDiscover;
+    connection.setCloseHandler(() => {});
+    if (!describe) {
+      connection.refuse({ code: RefuseCode.ProtocolViolation, reason: "this node does not answer discovery" }, this.tuning.closeGraceMs);
+      return;
+    }
+    this.logger.info({ remote }, "answered a discovery request from a joining member");
+    connection.finish(FrameType.Discovery, describe(), this.tuning.closeGraceMs);
   }
 
   private onInboundClosedEarly(remote: string, error: Error | null): void {
