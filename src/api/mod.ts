@@ -20,3 +20,6 @@ export { etcdCodecs, TXN_NESTING_DEPTH_MAX } from "./protobuf/etcd-codecs.js";
 export { handWrittenCodec, type MessageCodec } from "./protobuf/codec.js";
 export { ProtoReader, ProtoWriter, ProtobufDecodeError, WireType } from "./protobuf/wire.js";
 export { reflectionCodec, etcdProtoRoot, protoDirectory, ProtoFilesNotFoundError } from "./protobuf/reflection-codecs.js";
+export * from "./backend.js";
+export * from "./services/mod.js";
+export { toApiError } from "./kv-mapping.js";
