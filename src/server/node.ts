@@ -162,7 +162,8 @@ export class CairnNode {
       },
       onMessage: (message: Message) => group?.step(message),
       onSnapshot: async (message: Message, data: AsyncIterable<Uint8Array>) => {
-        const installed = await stateMachine.installSnapshot(data);
+        if (!group) throw new Error("not ready for snapshots yet");
+        const installed = await group.exclusive(() => stateMachine.installSnapshot(data));
         logger.info(`snapshot from ${message.from.toString(16)} at ${message.snapshot?.metadata.index}: ${installed ? "installed" : "not newer than ours, ignored"}`);
         group?.step(message);
       },

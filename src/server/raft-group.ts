@@ -71,6 +71,7 @@ export class RaftGroup {
   private readCounter = 0n;
   private ticker: NodeJS.Timeout | null = null;
   private processing = false;
+  private paused = false;
   private scheduled = false;
   private stopped = false;
   private compacting = false;
@@ -287,8 +288,25 @@ export class RaftGroup {
 
   // ------------------------------------------------------------ Ready loop
 
+  /**
+   * Runs `fn` while no Ready is being handled (e.g. a snapshot install that
+   * swaps the state machine's store: an apply must never run against a store
+   * half-way through being replaced). Steps and ticks continue meanwhile.
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.paused) await new Promise((resolve) => setImmediate(resolve));
+    this.paused = true;
+    try {
+      while (this.processing) await new Promise((resolve) => setImmediate(resolve));
+      return await fn();
+    } finally {
+      this.paused = false;
+      this.schedule();
+    }
+  }
+
   schedule(): void {
-    if (this.scheduled || this.processing || this.stopped) return;
+    if (this.scheduled || this.processing || this.stopped || this.paused) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -297,10 +315,10 @@ export class RaftGroup {
   }
 
   private async processReadies(): Promise<void> {
-    if (this.processing || this.stopped) return;
+    if (this.processing || this.stopped || this.paused) return;
     this.processing = true;
     try {
-      while (!this.stopped && this.raw.hasReady()) await this.handleReady(this.raw.ready());
+      while (!this.stopped && !this.paused && this.raw.hasReady()) await this.handleReady(this.raw.ready());
     } catch (error) {
       // A failed WAL write or a broken invariant: continuing could acknowledge what is not durable.
       this.loopError = error;
