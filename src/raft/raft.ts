@@ -65,6 +65,11 @@ export class Raft {
 
   private electionElapsed = 0;
   private transferCampaignPending = false;
+  /**
+   * This node is not a voter in its own configuration, yet a voter of it asked for our vote with a log
+   * behind ours: that voter may never win without us (see mayCampaign), so we campaign once ourselves.
+   */
+  private neededAsCandidate = false;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private readonly electionTicks: number;
@@ -136,6 +141,21 @@ export class Raft {
 
   promotable(): boolean {
     return this.tracker.isVoter(this.id) && !this.log.unstable.snapshot;
+  }
+
+  /**
+   * A voter may always campaign. So may a node outside its own voters (removed, or demoted to learner)
+   * that a voter needs: the Raft thesis (§4.2.2) has such a server keep starting elections, without
+   * counting its own vote, because it may hold entries no voter has. With configurations taking effect
+   * on apply, a voter that has not learned that the change removing us committed still counts on our
+   * vote, and we refuse it while our log is ahead: nobody else will ever campaign with our log, so the
+   * cluster would wait for ever (seed 2011194). We count votes in our own configuration, which is
+   * committed (we applied it), exactly as a lagging voter does; once elected we only hand leadership
+   * to a voter (handOverIfRemoved), refusing proposals and reads meanwhile.
+   */
+  private mayCampaign(): boolean {
+    if (this.promotable()) return true;
+    return this.neededAsCandidate && this.tracker.voterIds().length > 0 && !this.log.unstable.snapshot;
   }
 
   // ---------------------------------------------------------------- sending
@@ -233,6 +253,7 @@ export class Raft {
     }
     this.leader = NO_NODE;
     this.transferCampaignPending = false;
+    this.neededAsCandidate = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.electionTicks + this.random.int(this.electionTicks);
@@ -295,10 +316,11 @@ export class Raft {
   // ---------------------------------------------------------------- elections
 
   private campaign(kind: "pre-election" | "election" | "transfer"): void {
-    if (!this.promotable()) {
+    if (!this.mayCampaign()) {
       this.logger.warn(`${this.describe()} cannot campaign: not a voter`);
       return;
     }
+    if (!this.promotable()) this.logger.info(`${this.describe()} campaigns from outside its voters: a voter needs its log`);
     let voteType: MessageType;
     let voteTerm: Term;
     if (kind === "pre-election") {
@@ -368,7 +390,7 @@ export class Raft {
 
   private hup(transfer: boolean): void {
     if (this.role === Role.Leader) return;
-    if (!this.promotable()) return;
+    if (!this.mayCampaign()) return;
     if (this.hasUnappliedConfChanges()) {
       this.logger.info(`${this.describe()} does not campaign: committed conf changes are not yet applied`);
       return;
@@ -385,7 +407,11 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (!this.mayCampaign()) return;
+    // Needed from outside the voters: campaign at the next tick. Waiting for our own timeout would race the
+    // needy voter, whose every new term restarts our timer, and it times out about as often as we do.
+    const needed = !this.promotable() && this.role === Role.Follower;
+    if (needed || this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
     }
@@ -540,6 +566,10 @@ export class Raft {
       }
     } else {
       this.send({ type: responseType, to: m.from, reject: true });
+      if (!upToDate && !this.tracker.isVoter(this.id) && this.tracker.isVoter(m.from)) {
+        this.neededAsCandidate = true;
+        this.logger.info(`${this.describe()} refused ${m.from}, a voter whose log is behind ours: it will campaign itself`);
+      }
     }
   }
 
@@ -667,7 +697,8 @@ export class Raft {
       progress.becomeReplicate();
     } else if (progress.state === "replicate") progress.inflights.freeLE(m.index);
 
-    if (this.maybeCommit()) this.onCommitAdvanced();
+    const committed = this.maybeCommit();
+    if (committed) this.onCommitAdvanced();
     else if (wasPaused) this.sendAppendsTo(m.from);
     else this.sendMoreAppendsTo(m.from);
 
@@ -675,6 +706,9 @@ export class Raft {
       this.logger.info(`${this.describe()} sends TimeoutNow to ${m.from}: it has caught up`);
       this.send({ type: MessageType.TimeoutNow, to: m.from });
     }
+    // A leader elected from outside the voters (see mayCampaign) hands over once a quorum has
+    // acknowledged its term: only then does progress show which voter is the most caught up.
+    if (committed) this.handOverIfRemoved();
   }
 
   /** §5.3/§5.4.2: commit the quorum's match index, but only by counting replicas of an entry of this term. */
