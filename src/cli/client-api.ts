@@ -25,6 +25,7 @@ import { kvCommandBytes, memberPeerUrlsCommand } from "../server/kv-state-machin
 import { RequestTimeoutError } from "../server/errors.js";
 import type { NodeMetrics } from "../server/metrics.js";
 import type { NodeConfig } from "./config.js";
+import { AutoCompactor } from "./auto-compactor.js";
 
 /** etcd promotes a learner only once its log is within 90% of the leader's. */
 const LEARNER_READY_FRACTION = 0.9;
@@ -191,9 +192,15 @@ export async function attachClientApi(node: CairnNode, config: NodeConfig, logge
     servers.push(server);
   }
   void metrics;
+  const compactor = new AutoCompactor(backends.kv, {
+    mode: config.autoCompactionMode, retention: config.autoCompactionRetention,
+    isLeader: () => node.isLeader(), log: (message) => logger.info(message),
+  });
+  compactor.start();
   return {
     servers,
     async close() {
+      compactor.stop();
       await Promise.all(servers.map((server) => server.close()));
     },
   };
