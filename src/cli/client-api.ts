@@ -7,7 +7,7 @@ import { statSync } from "node:fs";
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import {
-  createGrpcServer, GrpcError, GrpcStatus, registerEtcdServices, type GrpcServer,
+  createGrpcServer, EtcdError, GrpcError, GrpcStatus, registerEtcdServices, type GrpcServer,
 } from "../api/mod.js";
 import {
   BadLeaderTransfereeError, LearnerNotReadyError, MemberExistsError, MemberNotFoundError, MemberNotLearnerError,
@@ -21,7 +21,7 @@ import { ConfChangeTransition, ConfChangeType, Role } from "../raft/mod.js";
 import { nodeId, type NodeId } from "../lib/ids.js";
 import { CAIRN_VERSION, type CairnNode } from "../server/node.js";
 import { computeMemberId, encodeMemberContext } from "../server/membership.js";
-import { kvCommandBytes, memberPeerUrlsCommand } from "../server/kv-state-machine.js";
+import { AlarmKind, alarmCommand, kvCommandBytes, memberPeerUrlsCommand } from "../server/kv-state-machine.js";
 import { RequestTimeoutError } from "../server/errors.js";
 import type { NodeMetrics } from "../server/metrics.js";
 import type { NodeConfig } from "./config.js";
@@ -37,6 +37,43 @@ export interface ClientApi {
 
 function memberInfo(member: { id: bigint; name: string; peerUrls: readonly string[]; clientUrls: readonly string[]; isLearner: boolean }): MemberInfo {
   return { id: member.id, name: member.name, peerUrls: member.peerUrls, clientUrls: member.clientUrls, isLearner: member.isLearner };
+}
+
+/** Does the command write a key (a Put, or a Txn with a Put in any branch)? */
+function addsData(command: KvCommand): boolean {
+  if (command.type === "put") return true;
+  if (command.type !== "txn") return false;
+  const hasPut = (ops: readonly { type: string }[]): boolean =>
+    ops.some((op) => op.type === "put" || (op.type === "txn" && addsData(op as unknown as KvCommand)));
+  return hasPut(command.request.success) || hasPut(command.request.failure);
+}
+
+/**
+ * --quota-backend-bytes: checked every second against the store's in-use
+ * bytes. Above it, this member raises NOSPACE (replicated: every member then
+ * refuses writes); once in-use drops below it again — after a compaction
+ * frees history — the member clears its own alarm. So the one command that
+ * recovers is a compaction: `etcdctl compaction <revision>`.
+ */
+export function startQuotaMonitor(node: CairnNode, quotaBytes: number, log: (message: string) => void): () => void {
+  if (quotaBytes <= 0) return () => {};
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    const { inUseBytes } = node.store.usage();
+    const raised = node.stateMachine.alarms().some((alarm) => alarm.memberId === node.memberId && alarm.alarm === AlarmKind.NoSpace);
+    const over = inUseBytes > quotaBytes;
+    if (over === raised) return;
+    busy = true;
+    log(over
+      ? `store uses ${inUseBytes} bytes, over --quota-backend-bytes ${quotaBytes}: raising NOSPACE (writes are refused until a compaction frees space)`
+      : `store uses ${inUseBytes} bytes, under the quota again: clearing NOSPACE`);
+    node.group.propose(alarmCommand(over, node.memberId, AlarmKind.NoSpace), AbortSignal.timeout(10_000))
+      .catch((error: unknown) => log(`could not ${over ? "raise" : "clear"} NOSPACE: ${(error as Error).message}`))
+      .finally(() => { busy = false; });
+  }, 1000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 export function createBackends(node: CairnNode, config: Pick<NodeConfig, "initialClusterToken" | "dataDir">): {
@@ -55,6 +92,8 @@ export function createBackends(node: CairnNode, config: Pick<NodeConfig, "initia
     mvcc: machine.mvcc,
     readBarrier: (signal) => group.readBarrier(signal),
     async propose(command: KvCommand, signal: AbortSignal): Promise<KvAppliedEntry> {
+      // etcd's capped applier: with NOSPACE raised, nothing that adds data is accepted; deletes and compactions are.
+      if (machine.hasAlarm(AlarmKind.NoSpace) && addsData(command)) throw new EtcdError("noSpace");
       const result = await group.propose(kvCommandBytes(encodeCommand(command)), signal);
       if (result === undefined) throw new RequestTimeoutError("the entry was applied before this member saw it (snapshot); outcome unknown");
       return result as KvAppliedEntry;
@@ -155,13 +194,17 @@ export function createBackends(node: CairnNode, config: Pick<NodeConfig, "initia
       group.transferLeadership(targetId);
       await group.waitUntil(() => group.leader() === targetId, signal, "leader move");
     },
-    // No quota is enforced yet, so no alarm is ever raised: the list is truthfully empty.
-    alarms: () => [],
-    async activateAlarm() {
-      throw new GrpcError(GrpcStatus.unimplemented, "cairn: alarms are not implemented yet");
+    alarms: () => machine.alarms(),
+    async activateAlarm(memberId, alarm, signal) {
+      const id = nodeId(memberId);
+      await group.propose(alarmCommand(true, id, alarm), signal);
+      return { memberId: id, alarm };
     },
-    async deactivateAlarm() {
-      throw new GrpcError(GrpcStatus.unimplemented, "cairn: alarms are not implemented yet");
+    async deactivateAlarm(memberId, alarm, signal) {
+      const id = nodeId(memberId);
+      const had = machine.alarms().some((entry) => entry.memberId === id && entry.alarm === alarm);
+      await group.propose(alarmCommand(false, id, alarm), signal);
+      return had ? { memberId: id, alarm } : null;
     },
     async defragment() {
       throw new GrpcError(GrpcStatus.unimplemented, "cairn: defragment is not implemented yet (LMDB reuses freed pages in place)");
@@ -197,10 +240,12 @@ export async function attachClientApi(node: CairnNode, config: NodeConfig, logge
     isLeader: () => node.isLeader(), log: (message) => logger.info(message),
   });
   compactor.start();
+  const stopQuota = startQuotaMonitor(node, config.quotaBackendBytes, (message) => logger.warn(message));
   return {
     servers,
     async close() {
       compactor.stop();
+      stopQuota();
       await Promise.all(servers.map((server) => server.close()));
     },
   };

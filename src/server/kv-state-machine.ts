@@ -17,6 +17,7 @@ import type { AppliedEntry, AppliedPosition, GroupStateMachine } from "./state-m
 
 const MEMBER_PREFIX = "cairn/member/";
 const CONF_STATE_KEY = new TextEncoder().encode("cairn/conf-state");
+const ALARMS_KEY = new TextEncoder().encode("cairn/alarms");
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -34,6 +35,7 @@ export class KvStateMachine implements GroupStateMachine {
   /** Observers of applied KV entries (the watch hub, later). */
   private readonly listeners: Array<(entries: readonly KvAppliedEntry[]) => void> = [];
   private readonly memberListeners: Array<() => void> = [];
+  private alarmList: Alarm[] = [];
   private durable = 0;
 
   constructor(readonly store: InstallableStore, options: MvccOptions = {}) {
@@ -53,6 +55,8 @@ export class KvStateMachine implements GroupStateMachine {
     });
     this.confState = confState;
     this.membersById = new Map(members.map((member) => [member.id, member]));
+    const alarms = this.store.read((reader) => reader.get(KvTable.Meta, ALARMS_KEY));
+    this.alarmList = alarms ? decodeAlarms(alarms) : [];
   }
 
   onApplied(listener: (entries: readonly KvAppliedEntry[]) => void): void {
@@ -81,6 +85,9 @@ export class KvStateMachine implements GroupStateMachine {
         raftEntries.push({ index: entry.index, term: entry.term, type: EntryType.Normal, data: entry.command.subarray(1) });
       } else if (entry.kind === "command" && entry.command[0] === CommandKind.MemberAttributes) {
         if (entry.index > this.mvcc.appliedIndex()) this.applyMemberAttributes(entry.command.subarray(1));
+        raftEntries.push({ index: entry.index, term: entry.term, type: EntryType.Normal, data: EMPTY });
+      } else if (entry.kind === "command" && entry.command[0] === CommandKind.Alarm) {
+        if (entry.index > this.mvcc.appliedIndex()) this.applyAlarm(entry.command.subarray(1));
         raftEntries.push({ index: entry.index, term: entry.term, type: EntryType.Normal, data: EMPTY });
       } else if (entry.kind === "command" && entry.command[0] === CommandKind.MemberPeerUrls) {
         if (entry.index > this.mvcc.appliedIndex()) this.applyMemberPeerUrls(entry.command.subarray(1));
@@ -154,6 +161,28 @@ export class KvStateMachine implements GroupStateMachine {
     this.membersById.set(id, updated);
     this.store.write((writer) => writer.put(KvTable.Meta, memberKey(id), encodeMember(updated)));
     this.membersChanged();
+  }
+
+  alarms(): Alarm[] {
+    return [...this.alarmList];
+  }
+
+  hasAlarm(alarm: number): boolean {
+    return this.alarmList.some((entry) => entry.alarm === alarm);
+  }
+
+  private applyAlarm(json: Uint8Array): void {
+    let request: { activate: boolean; memberId: string; alarm: number };
+    try {
+      request = JSON.parse(decoder.decode(json)) as typeof request;
+    } catch {
+      return;
+    }
+    if (typeof request.memberId !== "string" || !/^\d+$/.test(request.memberId) || !Number.isInteger(request.alarm)) return;
+    const memberId = nodeId(BigInt(request.memberId));
+    const others = this.alarmList.filter((entry) => !(entry.memberId === memberId && entry.alarm === request.alarm));
+    this.alarmList = request.activate ? [...others, { memberId, alarm: request.alarm }] : others;
+    this.store.write((writer) => writer.put(KvTable.Meta, ALARMS_KEY, encodeAlarms(this.alarmList)));
   }
 
   onMembersChanged(listener: () => void): void {
@@ -242,6 +271,15 @@ async function* streamSource(source: SnapshotSource): AsyncIterable<Uint8Array> 
   }
 }
 
+function encodeAlarms(alarms: readonly Alarm[]): Uint8Array {
+  return encoder.encode(JSON.stringify(alarms.map((alarm) => ({ memberId: alarm.memberId.toString(), alarm: alarm.alarm }))));
+}
+
+function decodeAlarms(bytes: Uint8Array): Alarm[] {
+  const list = JSON.parse(decoder.decode(bytes)) as { memberId: string; alarm: number }[];
+  return list.map((entry) => ({ memberId: nodeId(BigInt(entry.memberId)), alarm: entry.alarm }));
+}
+
 function memberKey(id: NodeId): Uint8Array {
   return encoder.encode(MEMBER_PREFIX + id.toString(16).padStart(16, "0"));
 }
@@ -277,7 +315,24 @@ export function memberPeerUrlsCommand(id: NodeId, peerUrls: readonly string[]): 
 }
 
 /** Group 0 commands start with a kind byte: the key space, or a member publishing its own attributes. */
-export const CommandKind = { Kv: 0, MemberAttributes: 1, MemberPeerUrls: 2 } as const;
+export const CommandKind = { Kv: 0, MemberAttributes: 1, MemberPeerUrls: 2, Alarm: 3 } as const;
+
+/** etcd's alarm types (AlarmType in rpc.proto). */
+export const AlarmKind = { NoSpace: 1, Corrupt: 2 } as const;
+
+export interface Alarm {
+  readonly memberId: NodeId;
+  readonly alarm: number;
+}
+
+/** Raise (activate) or clear an alarm for a member, replicated so every member refuses writes alike. */
+export function alarmCommand(activate: boolean, memberId: NodeId, alarm: number): Uint8Array {
+  const json = encoder.encode(JSON.stringify({ activate, memberId: memberId.toString(), alarm }));
+  const bytes = new Uint8Array(json.length + 1);
+  bytes[0] = CommandKind.Alarm;
+  bytes.set(json, 1);
+  return bytes;
+}
 
 export function kvCommandBytes(encodedKvCommand: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(encodedKvCommand.length + 1);

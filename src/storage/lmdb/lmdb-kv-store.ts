@@ -205,6 +205,21 @@ export class LmdbKvStore implements KvStore {
     };
   }
 
+  /**
+   * Bytes of the state file, and bytes its tables actually occupy (LMDB
+   * reuses freed pages in place, so after a compaction the file keeps its
+   * size while the in-use figure drops). The quota is checked against in-use.
+   */
+  usage(): { fileBytes: number; inUseBytes: number } {
+    assert(!this.closed, "lmdb kv store used after close");
+    const pages = (stats: { treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number }) =>
+      (stats.treeBranchPageCount ?? 0) + (stats.treeLeafPageCount ?? 0) + (stats.overflowPages ?? 0);
+    const rootStats = this.environment.root.getStats() as { pageSize: number; lastPageNumber: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    let inUsePages = pages(rootStats);
+    for (const table of this.environment.tables) inUsePages += pages(table.getStats() as Parameters<typeof pages>[0]);
+    return { fileBytes: (rootStats.lastPageNumber + 1) * rootStats.pageSize, inUseBytes: inUsePages * rootStats.pageSize };
+  }
+
   /** Resolves when every write committed so far is flushed to disk. */
   async flushed(): Promise<void> {
     const root = this.environment.root;
