@@ -57,7 +57,7 @@ describe("the simulator command line", () => {
       .toMatchObject({ seeds: 5, firstSeed: 100, nodeCount: 5, steps: 300, faults: { commitAnyTerm: true } });
   });
 
-  it("rejects bad usage with a clear message", () => {
+  it("rejects bad usage with a clear message", async () => {
     expect(() => parseCli([])).toThrow(UsageError);
     expect(() => parseCli(["--seed", "1", "--seeds", "2"])).toThrow(UsageError);
     expect(() => parseCli(["--seed", "-3"])).toThrow(/--seed/);
@@ -65,19 +65,19 @@ describe("the simulator command line", () => {
     expect(() => parseCli(["--seeds", "2", "--fault", "typo"])).toThrow(/unknown --fault/);
     expect(() => parseCli(["--seeds", "2", "--bogus"])).toThrow(UsageError);
     const lines: string[] = [];
-    expect(main(["--steps", "x"], (line) => lines.push(line))).toBe(2);
+    expect(await main(["--steps", "x"], (line) => lines.push(line))).toBe(2);
     expect(lines.join("\n")).toMatch(/^sim: /);
   });
 
-  it("runs a range of seeds, prints a summary and exits 0 when all pass", () => {
+  it("runs a range of seeds, prints a summary and exits 0 when all pass", async () => {
     const lines: string[] = [];
-    expect(main(["--seeds", "3", "--first-seed", "4", "--steps", "3000"], (line) => lines.push(line))).toBe(0);
+    expect(await main(["--seeds", "3", "--first-seed", "4", "--steps", "3000"], (line) => lines.push(line))).toBe(0);
     expect(lines.join("\n")).toMatch(/3 seeds \[4, 6\].*0 failed/);
   });
 
-  it("exits 1 and names the failing seed when a planted fault is caught", () => {
+  it("exits 1 and names the failing seed when a planted fault is caught", async () => {
     const lines: string[] = [];
-    expect(main(["--seeds", "60", "--first-seed", "1", "--steps", "20000", "--fault", "voteIgnoresLog", "--trace", "20"], (line) => lines.push(line))).toBe(1);
+    expect(await main(["--seeds", "60", "--first-seed", "1", "--steps", "20000", "--fault", "voteIgnoresLog", "--trace", "20"], (line) => lines.push(line))).toBe(1);
     const output = lines.join("\n");
     expect(output).toMatch(/FAILING SEEDS: \d+/);
     expect(output).toMatch(/seed \d+ FAILED: leader-completeness/);
