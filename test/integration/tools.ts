@@ -57,8 +57,9 @@ export function sendRaw(port: number, payload: Uint8Array, waitMs = 1000): Promi
     socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("close", () => finish(true));
     socket.on("error", (error) => {
-      // A reset after garbage is a server closing on us; a refused connect is a failure to report.
-      if (chunks.length > 0 || (error as NodeJS.ErrnoException).code === "ECONNRESET") finish(true);
+      // A reset or broken pipe after garbage is the server closing on us; a refused connect is a failure to report.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (chunks.length > 0 || code === "ECONNRESET" || code === "EPIPE") finish(true);
       else if (!settled) {
         settled = true;
         clearTimeout(timer);
