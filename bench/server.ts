@@ -40,6 +40,8 @@ const CLIENTS_MAX = 8;
 const KEYSPACE_MAX = 10_000_000;
 /** Workers exit by themselves this long after their planned end, should the parent hang. */
 const WORKER_LIFETIME_SLACK_MS = 120_000;
+/** Above this a load process is close to saturating its core. */
+const CLIENT_CORES_PER_PROCESS_WARNING = 0.8;
 
 interface Settings {
   durationMs: number;
@@ -172,16 +174,18 @@ async function measure(system: SystemName, version: string, root: string, settin
     await workers.mark();
     await sleep(settings.durationMs);
     const totals = await workers.report();
+    if (totals.errors.size > 0 || totals.completed === 0) {
+      process.stderr.write(`${system}: ${totals.completed} puts acknowledged in the window, errors by kind:\n`);
+      for (const [kind, count] of totals.errors) process.stderr.write(`  ${count}× ${kind}\n`);
+    }
+    // Names the member that died, if one did, before its vanished /proc entry would.
+    cluster.pids();
     const serverAfter = processCpuMicros(serverPids, ticksPerSecond);
     const clientAfter = processCpuMicros(clientPids, ticksPerSecond);
     const machineAfter = machineCpuTicks();
     const abandoned = await workers.stop();
     const after = await cluster.waitForLeader(LEADER_TIMEOUT_MS);
-    if (totals.errors.size > 0 || totals.completed === 0) {
-      process.stderr.write(`${system}: ${totals.completed} puts acknowledged, errors by kind:\n`);
-      for (const [kind, count] of totals.errors) process.stderr.write(`  ${count}× ${kind}\n`);
-      process.stderr.write(cluster.logTails() + "\n");
-    }
+    if (totals.errors.size > 0 || totals.completed === 0) process.stderr.write(cluster.logTails() + "\n");
     return {
       system, version, totals, abandoned,
       serverCpuMicros: serverAfter - serverBefore,
@@ -276,7 +280,12 @@ export async function run(context: BenchContext): Promise<void> {
     for (const system of settings.systems) {
       try {
         const result = await measure(system, versions.get(system) ?? system, root, settings, ticksPerSecond, context);
-        rows.set(system, row(result, settings));
+        const resultRow = row(result, settings);
+        rows.set(system, resultRow);
+        if (result.abandoned > 0) process.stderr.write(`${system}: ${result.abandoned} requests were still unanswered when the load processes stopped\n`);
+        if (Number(resultRow["client cores/process"]) > CLIENT_CORES_PER_PROCESS_WARNING) {
+          context.note(`${system}: the load processes were ${resultRow["client cores/process"]} cores busy each: the load generator may be the bottleneck; try more --clients`);
+        }
       } catch (error) {
         failures.push(`${system}: ${(error as Error).message}`);
         rows.set(system, { system: versions.get(system) ?? system, "puts/s": null, errors: `failed: ${(error as Error).message}` });
