@@ -84,3 +84,18 @@ describe("RaftGroup runtime", () => {
     await expect(pending).rejects.toBeInstanceOf(RequestTimeoutError);
   });
 });
+
+describe("RaftGroup restarts", () => {
+  it("a whole cluster restarted before any log compaction relearns its membership from the log and elects a leader", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3]);
+    const leader = await cluster.waitForLeader();
+    for (let i = 0; i < 5; i++) await leader.group.propose(command(`k${i}=${i}`));
+    // Keep each member's state machine (its durable state survives) and its disk; crash everyone at once.
+    const saved = [];
+    for (const id of [1, 2, 3]) saved.push({ id, ...(await cluster.crash(id)) });
+    for (const { id, fileSystem, machine } of saved) await cluster.startMember(nodeId(id), null, fileSystem, machine);
+    const restarted = await cluster.waitForLeader();
+    expect(restarted.group.raw.status().config.voters).toEqual([1n, 2n, 3n]);
+    expect(await restarted.group.propose(command("k0=again"))).toBe("0");
+  });
+});

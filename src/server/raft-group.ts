@@ -107,7 +107,10 @@ export class RaftGroup {
     if (position.index < wal.firstIndex(group) - 1) {
       throw new Error(`group ${group}: the state machine is at ${position.index} but the WAL starts after ${wal.firstIndex(group) - 1}: the store lost writes it reported durable; restore this member from a snapshot`);
     }
-    return new RaftGroup(options, position.index);
+    // The core learns its membership from the WAL's snapshot marker plus the conf changes after it, so it
+    // starts applying right after that marker: entries the state machine already has are handed out again,
+    // the state machine skips them, and the core re-applies the conf changes among them (as etcd does).
+    return new RaftGroup(options, wal.firstIndex(group) - 1);
   }
 
   private constructor(private readonly options: GroupOptions, applied: LogIndex) {
