@@ -131,6 +131,18 @@ describe("the client over several endpoints", () => {
     expect(cluster.received("put")).toBe(1);
   });
 
+  it("looks for the leader again after a write to it ended with a lost connection", async () => {
+    cluster.setLeader(0);
+    const client = connect(cluster.endpoints);
+    dropConnectionOn(cluster.members[0], "put");
+    await expect(client.kv.put("first", "1")).rejects.toBeInstanceOf(IndeterminateError);
+    cluster.members[0].interceptor = undefined;
+    cluster.setLeader(1);
+    await client.kv.put("second", "1");
+    expect(cluster.members[1].received.put).toBe(1);
+    expect(cluster.members[0].received.put).toBe(1);
+  });
+
   it("treats a txn that writes like a put, and one that only reads like a read, when the connection drops", async () => {
     const client = connect(cluster.endpoints);
     dropConnectionOn(cluster.members[0], "txn");

@@ -20,7 +20,7 @@ import { GrpcStatus } from "../api/mod.js";
 import { assert } from "../lib/assert.js";
 import { Channel, type ChannelOptions, type MethodDescriptor, type ResponseStream } from "./channel.js";
 import type { Endpoint } from "./endpoint.js";
-import { ClientClosedError, EtcdClientError, InvalidEndpointError, TransportError } from "./errors.js";
+import { CallAbortedError, ClientClosedError, EtcdClientError, InvalidEndpointError, TransportError } from "./errors.js";
 import { clusterAndMaintenanceMethods } from "./methods.js";
 import { judgeFailure, type CallKind } from "./retry-policy.js";
 
@@ -52,6 +52,12 @@ export interface DispatcherOptions extends ChannelOptions {
 }
 
 const NEVER_ABORTED = new AbortController().signal;
+
+function connectionTrouble(error: unknown): boolean {
+  if (error instanceof TransportError) return true;
+  if (error instanceof CallAbortedError) return error.deadline;
+  return error instanceof EtcdClientError && (error.code === GrpcStatus.unavailable || error.code === GrpcStatus.deadlineExceeded);
+}
 
 export class Dispatcher {
   readonly channels: readonly Channel[];
@@ -114,7 +120,11 @@ export class Dispatcher {
       } catch (error) {
         if (this.closed) throw new ClientClosedError();
         const verdict = judgeFailure(error, kind, method.name);
-        if (verdict.action === "fail") throw verdict.error;
+        if (verdict.action === "fail") {
+          // A lost connection or a timeout says nothing about this write's fate, but much about the endpoint: the next call looks again.
+          if (channel === this.leader && connectionTrouble(error)) this.forgetLeader();
+          throw verdict.error;
+        }
         if (verdict.leaderSuspect && channel === this.leader) this.forgetLeader();
         if (verdict.endpointSuspect && this.channels[this.preferred] === channel) this.preferred = (this.preferred + 1) % this.channels.length;
         lastError = error;
