@@ -246,6 +246,14 @@ describe("cairn kv, member and status against an in-process cluster", () => {
     expect(result.stderr).toContain(`cairn status: ${down}:`);
   });
 
+  it("shows the global client flags in a command's help, and exits 0", async () => {
+    const help = await cairn(["kv", "get", "--help"]);
+    expect(help.code).toBe(EXIT_OK);
+    expect(help.stdout).toContain("Usage: cairn kv get [options] <key>");
+    expect(help.stdout).toContain("--endpoints <list>");
+    expect(help.stdout).toContain("--keys-only");
+  });
+
   it("can be driven through its action functions directly", async () => {
     let stdout = "";
     const io: CommandIo = {

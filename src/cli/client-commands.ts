@@ -405,7 +405,7 @@ export function registerClientCommands(program: Command, io: CommandIo = process
   const run = (command: Command, action: (flags: GlobalFlags) => Promise<number>): Promise<void> =>
     action(command.optsWithGlobals<GlobalFlags>()).then((code) => io.setExitCode(code));
 
-  const kv = program.command("kv").description("read and write keys").exitOverride(usageExit);
+  const kv = program.command("kv").description("read and write keys").exitOverride(usageExit).configureHelp({ showGlobalOptions: true });
   kv.command("get").description("get a key, or every key with a prefix").argument("<key>")
     .option("--prefix", "every key starting with <key>")
     .option("--limit <count>", "most keys to return")
@@ -421,7 +421,7 @@ export function registerClientCommands(program: Command, io: CommandIo = process
     .exitOverride(usageExit)
     .action((key: string, _flags: object, command: Command) => run(command, (flags) => kvDel(key, flags, io)));
 
-  const member = program.command("member").description("list and change the cluster's members").exitOverride(usageExit);
+  const member = program.command("member").description("list and change the cluster's members").exitOverride(usageExit).configureHelp({ showGlobalOptions: true });
   member.command("list").description("list the members").exitOverride(usageExit)
     .action((_flags: object, command: Command) => run(command, (flags) => memberList(flags, io)));
   member.command("add").description("add a member (then start it with the printed command)").argument("<name>")
@@ -436,5 +436,6 @@ export function registerClientCommands(program: Command, io: CommandIo = process
 
   program.command("status").description("status of every endpoint: id, version, db size, leader, learner, raft term and indexes, errors")
     .exitOverride(usageExit)
+    .configureHelp({ showGlobalOptions: true })
     .action((_flags: object, command: Command) => run(command, (flags) => status(flags, io)));
 }

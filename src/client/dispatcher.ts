@@ -51,8 +51,6 @@ export interface DispatcherOptions extends ChannelOptions {
   readonly attemptsMax?: number;
 }
 
-const NEVER_ABORTED = new AbortController().signal;
-
 function connectionTrouble(error: unknown): boolean {
   if (error instanceof TransportError) return true;
   if (error instanceof CallAbortedError) return error.deadline;
@@ -179,7 +177,7 @@ export class Dispatcher {
   }
 
   private callSignal(signal: AbortSignal | undefined): AbortSignal {
-    return AbortSignal.any([signal ?? NEVER_ABORTED, this.lifetime.signal]);
+    return signal === undefined ? this.lifetime.signal : AbortSignal.any([signal, this.lifetime.signal]);
   }
 
   private deadlineOf(timeoutMs: number | undefined): number | undefined {

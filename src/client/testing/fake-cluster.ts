@@ -55,6 +55,8 @@ class SharedState {
 export interface FakeMemberOptions {
   readonly id: bigint;
   readonly name: string;
+  /** Serve TLS with this certificate and key (PEM). */
+  readonly secure?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
 export class FakeMember {
@@ -76,7 +78,7 @@ export class FakeMember {
   server!: GrpcServer;
   relay!: TcpRelay;
 
-  constructor(private readonly shared: SharedState, options: FakeMemberOptions) {
+  constructor(private readonly shared: SharedState, private readonly options: FakeMemberOptions) {
     this.id = options.id;
     this.name = options.name;
   }
@@ -87,7 +89,7 @@ export class FakeMember {
   }
 
   async start(): Promise<void> {
-    this.server = createGrpcServer({ closeGraceMs: 200 });
+    this.server = createGrpcServer({ closeGraceMs: 200, secure: this.options.secure });
     registerEtcdServices(this.server, {
       kv: this.countingKv(new KvService(this.kvBackend())),
       cluster: new ClusterService(this.clusterBackend()),
@@ -231,10 +233,10 @@ export class FakeCluster {
   readonly shared = new SharedState();
   readonly members: FakeMember[] = [];
 
-  static async start(size: number): Promise<FakeCluster> {
+  static async start(size: number, options: { secure?: FakeMemberOptions["secure"] } = {}): Promise<FakeCluster> {
     const cluster = new FakeCluster();
     for (let index = 0; index < size; index++) {
-      const member = new FakeMember(cluster.shared, { id: 0x1000n + BigInt(index), name: `m${index}` });
+      const member = new FakeMember(cluster.shared, { id: 0x1000n + BigInt(index), name: `m${index}`, secure: options.secure });
       await member.start();
       cluster.members.push(member);
       cluster.shared.members.push({
