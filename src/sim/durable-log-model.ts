@@ -148,8 +148,13 @@ export class DurabilityLedger {
       }
     }
     if (!matched) return wrong;
+    this.adopt(recovered);
+    return null;
+  }
+
+  /** Starts a new lifetime from `recovered`, whatever it holds (after a problem was reported, or to go on regardless). */
+  adopt(recovered: DurableLogState): void {
     this.acknowledged = recovered;
     this.pending.length = 0;
-    return null;
   }
 }

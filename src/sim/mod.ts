@@ -1,4 +1,4 @@
-export { runSimulation, runSimulationAsync, Simulation, NODE_IDS_MAX, type SimulationOptions, type SimulationResult, type SimulationCounters, type StorageMode } from "./cluster.js";
+export { runSimulation, runSimulationAsync, Simulation, NODE_IDS_MAX, type DiskFaults, type SimulationOptions, type SimulationResult, type SimulationCounters, type StorageMode } from "./cluster.js";
 export { SafetyChecker, digestBytes, type Violation, type SafetyProperty, type LogView } from "./checkers.js";
 export { EventQueue } from "./event-queue.js";
 export { SimNetwork, PARTITION_KINDS, type NetworkConfig, type PartitionKind } from "./network.js";

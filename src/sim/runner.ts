@@ -6,7 +6,7 @@
 import type { RaftFaults } from "../raft/types.js";
 import type { WalFaults } from "../storage/wal/wal.js";
 import type { Violation } from "./checkers.js";
-import { runSimulation, runSimulationAsync, type SimulationCounters, type SimulationOptions, type SimulationResult, type StorageMode } from "./cluster.js";
+import { runSimulation, runSimulationAsync, type DiskFaults, type SimulationCounters, type SimulationOptions, type SimulationResult, type StorageMode } from "./cluster.js";
 import type { ClusterSize } from "./swarm.js";
 
 export const PLANTED_FAULTS = [
@@ -31,6 +31,8 @@ export interface SeedRunOptions {
   readonly faults?: RaftFaults;
   readonly storage?: StorageMode;
   readonly walFaults?: WalFaults;
+  readonly diskFaults?: DiskFaults;
+  readonly checkDurability?: boolean;
   /** Which violations count (default: all); the mutation tests count only the safety checkers' findings. */
   readonly counts?: (violation: Violation) => boolean;
   /** Stop at the first failing seed (mutation tests only need one). */
@@ -66,7 +68,7 @@ export async function runSeedsAsync(options: SeedRunOptions): Promise<SeedRunSum
 function seedOptions(options: SeedRunOptions, offset: number): SimulationOptions {
   return {
     seed: options.firstSeed + offset, steps: options.steps, nodeCount: options.nodeCount, faults: options.faults,
-    storage: options.storage, walFaults: options.walFaults,
+    storage: options.storage, walFaults: options.walFaults, diskFaults: options.diskFaults, checkDurability: options.checkDurability,
   };
 }
 

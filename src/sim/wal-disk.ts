@@ -14,6 +14,7 @@ import type { Prng } from "../lib/prng.js";
 import type { ConfState, SnapshotMetadata } from "../raft/types.js";
 import { MemoryFileSystem } from "../storage/fs/memory-file-system.js";
 import { WalLogStorage } from "../storage/wal/wal-log-storage.js";
+import { SEGMENT_HEADER_BYTES } from "../storage/wal/record-codec.js";
 import { Wal, type TailCut, type WalFaults, type WalRecord } from "../storage/wal/wal.js";
 import { DurabilityLedger, DurableLogState } from "./durable-log-model.js";
 import { SimFileSystem, type DiskClock } from "./sim-file-system.js";
@@ -88,14 +89,16 @@ export class WalDisk {
       faults: this.options.faults,
     });
     const group = this.options.group;
-    const durabilityProblem = this.ledger.recover(DurableLogState.read(wal, group));
-    if (durabilityProblem !== null) return { tornTail: wal.recovery.tornTail, durabilityProblem };
+    const recovered = DurableLogState.read(wal, group);
+    const durabilityProblem = this.ledger.recover(recovered);
+    // The caller decides whether a problem ends the run; the node can go on from what recovery found either way.
+    if (durabilityProblem !== null) this.ledger.adopt(recovered);
     this.wal = wal;
     this.logStorage = new WalLogStorage(wal, group, (metadata) => this.image(metadata.index));
     if (wal.snapshotMetadata(group) === null && wal.hardState(group) === null && wal.lastIndex(group) === 0) {
       await this.append([{ type: "snapshot", group, metadata: { index: 0, term: 0, confState: this.options.genesis } }]);
     }
-    return { tornTail: wal.recovery.tornTail, durabilityProblem: null };
+    return { tornTail: wal.recovery.tornTail, durabilityProblem };
   }
 
   /** One append() of the WAL; resolves once durable. Throws WalInvalidAppendError at once for records breaking the log rules. */
@@ -131,6 +134,26 @@ export class WalDisk {
   /** Images older than a durable marker can never be asked for again. */
   dropImagesBelow(index: LogIndex): void {
     for (const held of this.images.keys()) if (held < index) this.images.delete(held);
+  }
+
+  /**
+   * Damage on the disk (a planted fault of the simulator): flips one bit of a
+   * random non-zero byte past the header of a random WAL segment, durably.
+   * Returns where, or null when there is nothing to damage.
+   */
+  flipBit(random: Prng): string | null {
+    const segments = this.disk.listFiles().filter((path) => path.startsWith(`${WAL_DIRECTORY}/`) && path.endsWith(".wal"));
+    if (segments.length === 0) return null;
+    const path = random.pick(segments);
+    const bytes = this.disk.readFile(path);
+    const candidates: number[] = [];
+    for (let offset = SEGMENT_HEADER_BYTES; offset < bytes.length; offset++) if (bytes[offset] !== 0) candidates.push(offset);
+    if (candidates.length === 0) return null;
+    const offset = random.pick(candidates);
+    const bit = random.int(8);
+    bytes[offset] ^= 1 << bit;
+    this.disk.writeFile(path, bytes);
+    return `${path}:${offset} bit ${bit}`;
   }
 
   /** A power cut: unsynced writes are lost but for a random prefix (the last write possibly torn); the process and its WAL die. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { runSimulationAsync, runSimulation } from "../../src/sim/cluster.js";
 import { main, parseCli, UsageError } from "../../src/sim/cli.js";
 import { formatCounters, formatFailure, runSeeds, runSeedsAsync } from "../../src/sim/runner.js";
+import { CHECKER_PROPERTIES } from "./mutation-search.js";
 import { CI_STEPS_PER_SEED, SEARCH_WALL_TIME_MS_MAX as WAL_WALL_TIME_MS_MAX, freshFirstSeed } from "./seed-budget.js";
 
 /**
@@ -74,6 +75,34 @@ describe("the simulator in WAL storage mode", () => {
       : `acknowledgeBeforeSync: caught by ${found.violation?.property} at seed ${found.seed} after ${summary.seedsRun} seeds from ${firstSeed}; replay: npm run sim -- --storage wal --fault acknowledgeBeforeSync --seed ${found.seed}`);
     expect(found?.violation?.property).toBe("durability");
     expect(found?.violation?.message).toMatch(/restarted without what its WAL acknowledged/);
+  }, WAL_WALL_TIME_MS_MAX + 60_000);
+
+  it("counts damage on the disk as a violation: recovery refuses it by file and offset, or the ledger sees what it cost", async () => {
+    const properties = new Set<string>();
+    let refusal = "";
+    for (let seed = 1; seed <= 10; seed++) {
+      const result = await runSimulationAsync({ seed, steps: 20_000, storage: "wal", diskFaults: { flipBitAtCrash: true } });
+      if (result.counters.crashes === 0) continue;
+      expect(result.violation, `seed ${seed}`).not.toBeNull();
+      properties.add(result.violation?.property ?? "none");
+      if (result.violation?.property === "storage-error") refusal = result.violation.message;
+    }
+    expect([...properties].filter((property) => property !== "storage-error" && property !== "durability")).toEqual([]);
+    expect(refusal).toMatch(/could not open its WAL: WalCorruptionError: WAL corruption in \/data\/wal\/\d+\.wal at byte offset \d+/);
+  });
+
+  it("lets Raft's own checkers catch a WAL that acknowledges before fdatasync, with the durability ledger off", async () => {
+    const firstSeed = freshFirstSeed();
+    const summary = await runSeedsAsync({
+      firstSeed, seeds: WAL_MUTATION_SEEDS_MAX, steps: WAL_STEPS_PER_SEED, storage: "wal", checkDurability: false,
+      walFaults: { acknowledgeBeforeSync: true }, stopAtFirstFailure: true, wallTimeMsMax: WAL_WALL_TIME_MS_MAX,
+      counts: (violation) => CHECKER_PROPERTIES.includes(violation.property),
+    });
+    const found = summary.failures[0];
+    console.log(found === undefined
+      ? `acknowledgeBeforeSync without the ledger: NOT caught in ${summary.seedsRun} seeds from ${firstSeed}`
+      : `acknowledgeBeforeSync without the ledger: caught by ${found.violation?.property} at seed ${found.seed} after ${summary.seedsRun} seeds from ${firstSeed}`);
+    expect(CHECKER_PROPERTIES).toContain(found?.violation?.property);
   }, WAL_WALL_TIME_MS_MAX + 60_000);
 });
 
