@@ -3,7 +3,7 @@ import { EtcdError, GrpcStatus, type CallContext } from "../api/mod.js";
 import { Client } from "./client.js";
 import { ClientClosedError, EtcdClientError, IndeterminateError, InvalidEndpointError, TransportError } from "./errors.js";
 import { compare, op } from "./kv.js";
-import { FakeCluster, refusedEndpoint, type FakeMember, type KvMethodName } from "./testing/fake-cluster.js";
+import { FakeCluster, refusedEndpoint, silentEndpoint, type FakeMember, type KvMethodName } from "./testing/fake-cluster.js";
 
 const text = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? []).toString();
 
@@ -68,6 +68,20 @@ describe("the client over several endpoints", () => {
     await client.kv.put("term", "c");
     expect(cluster.members[1].received.put).toBe(1);
     expect(cluster.members[2].received.put).toBe(2);
+  });
+
+  it("does not wait for an endpoint that never answers once the leader has named itself", async () => {
+    const silent = await silentEndpoint();
+    try {
+      cluster.setLeader(1);
+      const client = connect([silent.endpoint, cluster.members[0].endpoint, cluster.members[1].endpoint], { commandTimeoutMs: 5000 });
+      const started = Date.now();
+      await client.kv.put("quick", "1");
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(cluster.members[1].received.put).toBe(1);
+    } finally {
+      silent.close();
+    }
   });
 
   it("sends writes to any endpoint when the leader is not among them, and discovers once per interval", async () => {

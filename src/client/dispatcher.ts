@@ -257,15 +257,23 @@ export class Dispatcher {
     const { status } = clusterAndMaintenanceMethods();
     const boundMs = Date.now() + LEADER_DISCOVERY_TIMEOUT_MS_MAX;
     const discoveryDeadline = deadlineAtMs === undefined ? boundMs : Math.min(deadlineAtMs, boundMs);
-    const answers = await Promise.all(this.channels.map(async (channel) => {
-      try {
-        const response: StatusResponse = await channel.unary(status, {} as EmptyRequest, this.lifetime.signal, discoveryDeadline);
-        return { channel, response };
-      } catch {
-        return undefined;
+    const answered: Array<{ channel: Channel; response: StatusResponse }> = [];
+    const discovery = new AbortController();
+    const signal = AbortSignal.any([this.lifetime.signal, discovery.signal]);
+    // Done when every endpoint answered or failed, or as soon as one says it leads itself: a member that
+    // cannot be reached (stopped, partitioned) must not hold every write up for the whole dial timeout.
+    await new Promise<void>((resolve) => {
+      let pending = this.channels.length;
+      for (const channel of this.channels) {
+        channel.unary(status, {} as EmptyRequest, signal, discoveryDeadline).then((response) => {
+          answered.push({ channel, response });
+          if (response.leader !== 0n && response.leader === response.header?.memberId) resolve();
+        }, () => undefined).finally(() => {
+          if (--pending === 0) resolve();
+        });
       }
-    }));
-    const answered = answers.filter((answer) => answer !== undefined);
+    });
+    discovery.abort();
     // Every member id first: the leader's own answer may come after a follower's claim.
     for (const { channel, response } of answered) this.learn(channel, response.header);
     let claim: { leaderId: bigint; term: number } | undefined;
