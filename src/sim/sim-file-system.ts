@@ -56,24 +56,24 @@ export class SimFileSystem implements FileSystem {
   }
 
   async open(path: string, options: OpenOptions): Promise<FileHandle> {
-    const handle = await this.alive(this.inner.open(path, options));
+    const handle = await this.alive(() => this.inner.open(path, options));
     return new SimFileHandle(handle, this);
   }
 
   rename(from: string, to: string): Promise<void> {
-    return this.alive(this.inner.rename(from, to));
+    return this.alive(() => this.inner.rename(from, to));
   }
 
   unlink(path: string): Promise<void> {
-    return this.alive(this.inner.unlink(path));
+    return this.alive(() => this.inner.unlink(path));
   }
 
   readdir(directory: string): Promise<string[]> {
-    return this.alive(this.inner.readdir(directory));
+    return this.alive(() => this.inner.readdir(directory));
   }
 
   mkdir(directory: string): Promise<void> {
-    return this.alive(this.inner.mkdir(directory));
+    return this.alive(() => this.inner.mkdir(directory));
   }
 
   syncDirectory(directory: string): Promise<void> {
@@ -85,6 +85,7 @@ export class SimFileSystem implements FileSystem {
    * `delayMs` more; settles with its outcome unless the process died first.
    */
   queued<T>(delayMs: number, operation: () => Promise<T>): Promise<T> {
+    if (this.dead) return new Promise<T>(() => {});
     const startMs = Math.max(this.clock.nowMs(), this.busyUntilMs);
     this.busyUntilMs = startMs + delayMs;
     this.inFlight++;
@@ -106,11 +107,15 @@ export class SimFileSystem implements FileSystem {
     });
   }
 
-  /** Passes an immediate operation through; a dead process never sees it finish. */
-  alive<T>(operation: Promise<T>): Promise<T> {
+  /**
+   * Passes an immediate operation through; a dead process never sees it
+   * finish, and one that is dead already never even starts it (leftover code of
+   * a crashed process must not rename or delete the restarted one's files).
+   */
+  alive<T>(operation: () => Promise<T>): Promise<T> {
     if (this.dead) return new Promise<T>(() => {});
     return new Promise<T>((resolve, reject) => {
-      operation.then(
+      operation().then(
         (value) => {
           if (!this.dead) resolve(value);
         },
@@ -162,6 +167,6 @@ class SimFileHandle implements FileHandle {
   }
 
   close(): Promise<void> {
-    return this.fileSystem.alive(this.inner.close());
+    return this.fileSystem.alive(() => this.inner.close());
   }
 }

@@ -161,7 +161,8 @@ export class WalDisk {
     const report: CrashReport = { appendsInFlight: this.appendsInFlight, diskOperationsInFlight: this.fileSystem?.operationsInFlight ?? 0 };
     this.fileSystem?.kill();
     this.fileSystem = null;
-    this.disk = this.disk.crash(random);
+    // powerCut, not crash: the dead instance must refuse whatever the dead process's leftover code still tries.
+    this.disk = this.disk.powerCut(random);
     this.wal = null;
     this.logStorage = null;
     this.appendsInFlight = 0;

@@ -100,6 +100,23 @@ describe("the simulator's disk", () => {
     expect(fileSystem.killed).toBe(true);
   });
 
+  it("lets a killed process's leftover code change nothing on the disk", async () => {
+    const { queue, disk, fileSystem } = simulatedDisk();
+    const handle = await fileSystem.open("/a", { create: true });
+    void handle.write(new Uint8Array([5]), 0);
+    void handle.sync();
+    void fileSystem.syncDirectory("/");
+    await runEvents(queue);
+    fileSystem.kill();
+    void fileSystem.rename("/a", "/b");
+    void fileSystem.unlink("/a");
+    void fileSystem.open("/c", { create: true });
+    void handle.write(new Uint8Array([9]), 0);
+    await runEvents(queue);
+    expect(disk.listFiles()).toEqual(["/a"]);
+    expect([...disk.readFile("/a")]).toEqual([5]);
+  });
+
   it("passes failures of the disk through to a live process", async () => {
     const { queue, fileSystem } = simulatedDisk();
     await expect(fileSystem.open("/missing", { create: false })).rejects.toThrow(/no such file/);
