@@ -937,13 +937,21 @@ export class Raft {
 
   private handOverIfRemoved(): void {
     if (this.role !== Role.Leader || this.tracker.isVoter(this.id) || this.leadTransferee !== NO_NODE) return;
+    // Prefer a voter that answered a heartbeat within the last election timeout, then the most caught up.
+    // By match alone a crashed voter can win every time (caught-up voters tie, and the lowest id wins):
+    // each TimeoutNow to it is lost, and our heartbeats keep the live voters from ever campaigning.
+    const answeredSince = this.leaderTicks - this.electionTicks;
     let target: NodeId = NO_NODE;
     let targetMatch = -1;
+    let targetAnswered = false;
     for (const id of this.tracker.voterIds()) {
-      const match = this.tracker.progress.get(id)?.match ?? 0;
-      if (match > targetMatch) {
+      const progress = this.tracker.progress.get(id);
+      const match = progress?.match ?? 0;
+      const answered = (progress?.lastAckTick ?? Number.NEGATIVE_INFINITY) > answeredSince;
+      if ((answered && !targetAnswered) || (answered === targetAnswered && match > targetMatch)) {
         target = id;
         targetMatch = match;
+        targetAnswered = answered;
       }
     }
     if (target === NO_NODE) return;
