@@ -60,6 +60,9 @@ export class SimNetwork {
   /** Replaces the fault rates (the liveness phase turns loss off). */
   reconfigure(config: NetworkConfig): void {
     validateNetworkConfig(config);
+    // Per-link extra delays were drawn within the old spread: a calm network must not keep slow links from
+    // the fault phase (seed 393643200376 stalled on 17 ms links against a 50 ms election timeout).
+    if (config.linkDelaySpreadMs !== this.config.linkDelaySpreadMs) this.linkExtraDelayMs.clear();
     this.config = config;
   }
 

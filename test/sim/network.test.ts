@@ -26,6 +26,14 @@ describe("the simulated network", () => {
     expect(network.counters.dropped).toBe(0);
   });
 
+  it("drops the slow links of the fault phase when reconfigured to a calm network", () => {
+    const network = new SimNetwork({ ...perfect, linkDelaySpreadMs: 100 }, createPrng(3));
+    const slowest = Math.max(...Array.from({ length: 50 }, () => network.plan(n1, n2)[0]));
+    expect(slowest).toBeGreaterThan(6);
+    network.reconfigure(perfect);
+    for (let i = 0; i < 200; i++) expect(network.plan(n1, n2)[0]).toBeLessThanOrEqual(6);
+  });
+
   it("loses, duplicates and reorders messages at the configured rates", () => {
     const network = new SimNetwork({ ...perfect, lossProbability: 0.3, duplicateProbability: 0.2, reorderProbability: 0.1, reorderDelayMsMax: 50 }, createPrng(2));
     let lost = 0;
