@@ -12,6 +12,7 @@ import {
   KvTable, Mvcc, SnapshotDecoder, SnapshotSource, type AppliedEntry as KvAppliedEntry, type KvStore, type MvccOptions,
 } from "../kv/mod.js";
 import { ConfChangeType, EntryType, emptyConfState, type ConfState, type Entry } from "../raft/mod.js";
+import { streamSnapshotSource } from "../storage/lmdb/mod.js";
 import { decodeMemberContext, type Member } from "./membership.js";
 import type { AppliedEntry, AppliedPosition, GroupStateMachine } from "./state-machine.js";
 
@@ -221,7 +222,7 @@ export class KvStateMachine implements GroupStateMachine {
     const source = new SnapshotSource(this.mvcc);
     assert(source.header.appliedIndex === this.mvcc.appliedIndex(), "snapshot header and applied index disagree");
     const position = this.applied();
-    return { position, chunks: streamSource(source) };
+    return { position, chunks: streamSnapshotSource(source) };
   }
 
   async installSnapshot(chunks: AsyncIterable<Uint8Array>): Promise<boolean> {
@@ -254,20 +255,6 @@ export class KvStateMachine implements GroupStateMachine {
     this.loadMembership();
     this.durable = this.mvcc.appliedIndex();
     return true;
-  }
-}
-
-async function* streamSource(source: SnapshotSource): AsyncIterable<Uint8Array> {
-  try {
-    for (;;) {
-      const chunk = source.nextChunk();
-      if (chunk === null) return;
-      yield chunk;
-      // Let ticks and applies run between chunks.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  } finally {
-    source.close();
   }
 }
 

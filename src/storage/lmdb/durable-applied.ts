@@ -44,7 +44,15 @@ export class DurableAppliedIndex {
  * chunks so applies and ticks go on while it is consumed.
  */
 export async function* snapshotStream(mvcc: Mvcc, chunkBytes?: number): AsyncGenerator<Uint8Array> {
-  const source = new SnapshotSource(mvcc, chunkBytes);
+  yield* streamSnapshotSource(new SnapshotSource(mvcc, chunkBytes));
+}
+
+/**
+ * Streams a source that was created earlier (its header and meta table are
+ * captured at creation, so a caller can read the position it stands at
+ * before the first chunk is pulled).
+ */
+export async function* streamSnapshotSource(source: SnapshotSource): AsyncGenerator<Uint8Array> {
   try {
     for (;;) {
       const chunk = source.nextChunk();
