@@ -3,7 +3,6 @@
  * its configuration, attaches the client API and the metrics endpoint, and
  * on SIGTERM/SIGINT hands leadership away before it stops.
  */
-import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { CairnNode, NodeStartError } from "../server/node.js";
 import { NodeMetrics } from "../server/metrics.js";
@@ -29,12 +28,12 @@ export async function runStart(config: NodeConfig): Promise<number> {
       electionTimeoutMs: config.electionTimeoutMs,
       snapshotCount: config.snapshotCount,
       walRepair: config.walRepair,
-      peerTls: config.peerTls.certFile === "" ? undefined : {
-        cert: readFileSync(config.peerTls.certFile),
-        key: readFileSync(config.peerTls.keyFile),
-        ca: config.peerTls.trustedCaFile === "" ? undefined : readFileSync(config.peerTls.trustedCaFile),
+      peerTls: config.peerTls.certFile === "" && config.peerTls.trustedCaFile === "" ? undefined : {
+        certFile: config.peerTls.certFile === "" ? undefined : config.peerTls.certFile,
+        keyFile: config.peerTls.keyFile === "" ? undefined : config.peerTls.keyFile,
+        trustedCaFile: config.peerTls.trustedCaFile === "" ? undefined : config.peerTls.trustedCaFile,
         clientCertAuth: config.peerTls.clientCertAuth,
-      } as never,
+      },
       logger: layerLogger(logger),
       metrics,
       onRemoved: () => process.kill(process.pid, "SIGTERM"),
