@@ -42,6 +42,12 @@ export async function runStart(config: NodeConfig): Promise<number> {
       logger: layerLogger(logger),
       metrics,
       onRemoved: () => process.kill(process.pid, "SIGTERM"),
+      onFatal: (error) => {
+        logger.fatal({ err: error }, `stopping: ${error.message}`);
+        process.stderr.write(`cairn start: fatal: ${error.message}\n`);
+        logger.flush();
+        process.exit(1);
+      },
     });
   } catch (error) {
     // Refusing to start is loud and names what is wrong (a damaged WAL names the file and offset).

@@ -61,6 +61,8 @@ export interface NodeOptions {
   readonly walRepair?: boolean;
   readonly logger: NodeLogger;
   readonly metrics?: NodeMetrics;
+  /** The member cannot go on without risking data (its Ready loop failed): the process should exit loudly. */
+  readonly onFatal?: (error: Error) => void;
   /** This member was removed from the cluster: the process should stop. */
   readonly onRemoved?: () => void;
 }
@@ -190,6 +192,7 @@ export class CairnNode {
       onSoftState: (state, term) => node?.onSoftState(state, term),
       onConfChange: () => node?.syncPeers(),
       onPersist: (milliseconds) => options.metrics?.walFsyncSeconds.observe(milliseconds / 1000),
+      onFatal: (error) => options.onFatal?.(error),
     });
     node = new CairnNode(options, identity.clusterId, identity.memberId, wal, store, stateMachine, transport, group);
     stateMachine.onMembersChanged(() => node?.syncPeers());

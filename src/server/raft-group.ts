@@ -40,6 +40,8 @@ export interface GroupOptions {
   readonly onSoftState?: (state: SoftState, term: Term) => void;
   /** Called after each applied conf change with the new membership. */
   readonly onConfChange?: (entry: AppliedEntry & { kind: "conf-change" }) => void;
+  /** The Ready loop failed (a WAL write failed, an invariant broke): continuing could lose data. */
+  readonly onFatal?: (error: Error) => void;
   /** Observes WAL persist latency (for metrics and slow-disk warnings). */
   readonly onPersist?: (milliseconds: number, entries: number) => void;
 }
@@ -326,8 +328,10 @@ export class RaftGroup {
       // A failed WAL write or a broken invariant: continuing could acknowledge what is not durable.
       this.loopError = error;
       this.options.logger.error(`group ${this.options.group}: Ready loop failed, stopping the group: ${(error as Error).stack ?? String(error)}`);
-      this.stop(error instanceof Error ? error : new Error(String(error)));
-      throw error;
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.stop(failure);
+      this.options.onFatal?.(failure);
+      return;
     } finally {
       this.processing = false;
     }
