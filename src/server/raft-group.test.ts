@@ -99,3 +99,25 @@ describe("RaftGroup restarts", () => {
     expect(await restarted.group.propose(command("k0=again"))).toBe("0");
   });
 });
+
+describe("ReadIndex contexts", () => {
+  it("differ between members for the same counter, since the leader serves one request per context", async () => {
+    const { readIndexContext } = await import("./raft-group.js");
+    const { TestCluster } = await import("../raft/test-cluster.js");
+    expect(readIndexContext(nodeId(1), 1n)).not.toEqual(readIndexContext(nodeId(2), 1n));
+    expect(readIndexContext(nodeId(1), 1n)).not.toEqual(readIndexContext(nodeId(1), 2n));
+    // Why it matters: two followers asking with the same context get one answer between them.
+    const raft = new TestCluster([1, 2, 3]);
+    raft.member(1).node.campaign();
+    raft.stabilize();
+    const same = new Uint8Array([1]);
+    raft.member(2).node.readIndex(same);
+    raft.member(3).node.readIndex(same);
+    raft.stabilize();
+    expect(raft.member(2).reads.length + raft.member(3).reads.length).toBe(1);
+    raft.member(2).node.readIndex(readIndexContext(nodeId(2), 1n));
+    raft.member(3).node.readIndex(readIndexContext(nodeId(3), 1n));
+    raft.stabilize();
+    expect(raft.member(2).reads.length + raft.member(3).reads.length).toBe(3);
+  });
+});

@@ -204,8 +204,7 @@ export class RaftGroup {
   private startReadRound(): void {
     // One round at a time keeps the number of heartbeats per read low under load.
     if (this.readsQueued.length === 0 || this.readRounds.size > 0) return;
-    const context = new Uint8Array(8);
-    new DataView(context.buffer).setBigUint64(0, ++this.readCounter);
+    const context = readIndexContext(this.options.memberId, ++this.readCounter);
     const result = this.raw.readIndex(context);
     const waiters = this.readsQueued;
     this.readsQueued = [];
@@ -514,6 +513,19 @@ export class RaftGroup {
   get failure(): unknown {
     return this.loopError;
   }
+}
+
+/**
+ * The leader matches read confirmations by context and serves one request
+ * per context, so contexts must differ across members, not only within one
+ * (two followers both sending "1" would leave one of them waiting).
+ */
+export function readIndexContext(memberId: NodeId, counter: bigint): Uint8Array {
+  const context = new Uint8Array(16);
+  const view = new DataView(context.buffer);
+  view.setBigUint64(0, memberId);
+  view.setBigUint64(8, counter);
+  return context;
 }
 
 function contextKey(context: Uint8Array): string {
