@@ -36,6 +36,8 @@ export interface NodeConfig {
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
   snapshotCount: number;
+  /** Applied bytes of entries that also trigger a log compaction (Cairn's own; etcd counts entries only). */
+  snapshotBytes: number;
   quotaBackendBytes: number;
   maxRequestBytes: number;
   maxTxnOps: number;
@@ -66,6 +68,7 @@ export const OPTIONS = {
   "heartbeat-interval": { kind: "integer", default: "100", help: "time (ms) of a heartbeat interval" },
   "election-timeout": { kind: "integer", default: "1000", help: "time (ms) for an election to time out" },
   "snapshot-count": { kind: "integer", default: "100000", help: "committed entries that trigger a snapshot and log compaction" },
+  "snapshot-bytes": { kind: "integer", default: String(64 * 1024 * 1024), help: "applied bytes of entries that also trigger a snapshot and log compaction" },
   "quota-backend-bytes": { kind: "integer", default: String(2 * 1024 ** 3), help: "raise the NOSPACE alarm when the store exceeds this size" },
   "max-request-bytes": { kind: "integer", default: String(limits.requestBytesMax), help: "largest client request the server accepts" },
   "max-txn-ops": { kind: "integer", default: String(limits.txnOpsMax), help: "most operations in one Txn" },
@@ -268,6 +271,7 @@ export function resolveConfig(layers: { file?: RawOptions; environment?: RawOpti
     heartbeatIntervalMs,
     electionTimeoutMs,
     snapshotCount: parseInteger("snapshot-count", merged["snapshot-count"], 1),
+    snapshotBytes: parseInteger("snapshot-bytes", merged["snapshot-bytes"], 1024),
     quotaBackendBytes: parseInteger("quota-backend-bytes", merged["quota-backend-bytes"], 0),
     maxRequestBytes: parseInteger("max-request-bytes", merged["max-request-bytes"], 1024),
     maxTxnOps: parseInteger("max-txn-ops", merged["max-txn-ops"], 1),

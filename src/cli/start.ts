@@ -32,6 +32,7 @@ export async function runStart(config: NodeConfig): Promise<number> {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       electionTimeoutMs: config.electionTimeoutMs,
       snapshotCount: config.snapshotCount,
+      snapshotBytes: config.snapshotBytes,
       walRepair: config.walRepair,
       peerTls: config.peerTls.certFile === "" && config.peerTls.trustedCaFile === "" ? undefined : {
         certFile: config.peerTls.certFile === "" ? undefined : config.peerTls.certFile,

@@ -57,6 +57,7 @@ export interface NodeOptions {
   readonly heartbeatIntervalMs: number;
   readonly electionTimeoutMs: number;
   readonly snapshotCount: number;
+  readonly snapshotBytes?: number;
   readonly peerTls?: PeerTlsConfig;
   readonly walRepair?: boolean;
   readonly logger: NodeLogger;
@@ -181,6 +182,7 @@ export class CairnNode {
       memberId: identity.memberId, group: GROUP_ZERO, wal, stateMachine,
       tickMs, electionTicks, heartbeatTicks: 1,
       snapshotCount: options.snapshotCount,
+      snapshotBytes: options.snapshotBytes,
       // etcd: 5 s plus two election timeouts.
       requestTimeoutMs: 5000 + 2 * options.electionTimeoutMs,
       random: createPrng(BigInt(randomInt(0, 2 ** 48 - 1)) ^ identity.memberId),

@@ -74,6 +74,15 @@ describe("RaftGroup runtime", () => {
     expect(newcomer.group.raw.status().config.learners).toEqual([4n]);
   });
 
+  it("compacts the log by applied bytes too, long before the entry count is reached", async () => {
+    cluster = await InProcessCluster.start([1, 2, 3], { snapshotCount: 1_000_000, snapshotBytes: 4096 });
+    const leader = await cluster.waitForLeader();
+    const big = "v".repeat(1000);
+    for (let i = 0; i < 12; i++) await leader.group.propose(command(`k${i}=${big}`));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(leader.wal.firstIndex(leader.group.raw.group)).toBeGreaterThan(4);
+  });
+
   it("reports an unknown outcome, not a failure, when a proposal times out", async () => {
     cluster = await InProcessCluster.start([1, 2, 3]);
     const leader = await cluster.waitForLeader();

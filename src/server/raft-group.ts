@@ -28,6 +28,8 @@ export interface GroupOptions {
   readonly heartbeatTicks: number;
   /** Applied entries between log compactions. */
   readonly snapshotCount: number;
+  /** Applied bytes of entry data between log compactions (whichever of the two comes first). */
+  readonly snapshotBytes?: number;
   /** How long a proposal or read waits before its outcome is reported unknown. */
   readonly requestTimeoutMs: number;
   readonly random: Prng;
@@ -61,6 +63,8 @@ interface ReadRound {
 
 const EMPTY = new Uint8Array(0);
 const SLOW_PERSIST_MS = 100;
+/** Compact the log at least every 64 MiB of applied entry data, however few entries that is. */
+export const SNAPSHOT_BYTES_DEFAULT = 64 * 1024 * 1024;
 
 export class RaftGroup {
   readonly raw: RawNode;
@@ -83,6 +87,7 @@ export class RaftGroup {
   private applyWaiters: Array<{ index: LogIndex; resolve: () => void }> = [];
   private predicateWaiters: Array<{ predicate: () => boolean; resolve: () => void }> = [];
   private loopError: unknown = null;
+  private appliedBytesSinceCompact = 0;
 
   /**
    * Opens a group on a WAL and a state machine that may disagree after a
@@ -411,6 +416,7 @@ export class RaftGroup {
       requestIds = [];
     };
     for (const entry of entries) {
+      this.appliedBytesSinceCompact += entry.data.length;
       if (entry.type === EntryType.ConfChange) {
         flush();
         const change = decodeConfChange(entry.data);
@@ -460,10 +466,13 @@ export class RaftGroup {
     for (const waiter of ready) waiter.resolve();
   }
 
-  /** Compacts the WAL below the state machine's durable applied index every snapshotCount entries. */
+  /** Compacts the WAL below the state machine's durable applied index every snapshotCount entries or snapshotBytes bytes. */
   private maybeCompact(): void {
     const applied = this.appliedIndex;
-    if (this.compacting || applied - this.lastCompactIndex < this.options.snapshotCount) return;
+    if (this.compacting || applied <= this.lastCompactIndex) return;
+    const byCount = applied - this.lastCompactIndex >= this.options.snapshotCount;
+    const byBytes = this.appliedBytesSinceCompact >= (this.options.snapshotBytes ?? SNAPSHOT_BYTES_DEFAULT);
+    if (!byCount && !byBytes) return;
     this.compacting = true;
     const confState = this.confState;
     const confStateIndex = this.confStateIndex;
@@ -474,6 +483,7 @@ export class RaftGroup {
       const term = this.storage.term(index);
       await this.options.wal.append([{ type: "snapshot", group: this.options.group, metadata: { index, term, confState } }]);
       this.lastCompactIndex = index;
+      this.appliedBytesSinceCompact = 0;
       this.options.logger.info(`group ${this.options.group}: compacted the log up to ${index}`);
     }).catch((error: unknown) => {
       this.options.logger.warn(`group ${this.options.group}: log compaction failed: ${(error as Error).message}`);

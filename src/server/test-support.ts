@@ -73,14 +73,14 @@ export class InProcessCluster {
   readonly cut = new Set<NodeId>();
   readonly errors: string[] = [];
 
-  static async start(ids: number[], options: { snapshotCount?: number } = {}): Promise<InProcessCluster> {
-    const cluster = new InProcessCluster(options.snapshotCount ?? 1000);
+  static async start(ids: number[], options: { snapshotCount?: number; snapshotBytes?: number } = {}): Promise<InProcessCluster> {
+    const cluster = new InProcessCluster(options.snapshotCount ?? 1000, options.snapshotBytes);
     const initial = makeConfState(ids);
     for (const id of ids) await cluster.startMember(nodeId(id), initial);
     return cluster;
   }
 
-  private constructor(private readonly snapshotCount: number) {}
+  private constructor(private readonly snapshotCount: number, private readonly snapshotBytes?: number) {}
 
   async startMember(id: NodeId, bootstrap: ConfState | null, fileSystem = new MemoryFileSystem(), machine = new RegisterMachine()): Promise<InProcessMember> {
     const wal = await Wal.open({ fileSystem, directory: "/wal", clusterId: clusterId(7), nodeId: id });
@@ -98,7 +98,7 @@ export class InProcessCluster {
     };
     const group = await RaftGroup.open({
       memberId: id, group: groupId(0), wal, stateMachine: machine, tickMs: 10, electionTicks: 10, heartbeatTicks: 1,
-      snapshotCount: this.snapshotCount, requestTimeoutMs: 3000, random: createPrng(Number(id)), logger,
+      snapshotCount: this.snapshotCount, snapshotBytes: this.snapshotBytes, requestTimeoutMs: 3000, random: createPrng(Number(id)), logger,
       send: (message) => this.deliver(message),
       sendSnapshot: (message, chunks) => this.deliverSnapshot(message, chunks),
     });
