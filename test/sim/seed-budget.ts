@@ -4,6 +4,7 @@
  * 2,000 CI seeds cost ~30 s of CPU, split over two files (two vitest workers).
  */
 import { randomInt } from "node:crypto";
+import { expect } from "vitest";
 import { formatCounters, formatFailure, runSeeds, type SeedRunSummary } from "../../src/sim/runner.js";
 import { runSimulation } from "../../src/sim/cluster.js";
 import { DEFAULT_STEPS } from "../../src/sim/cli.js";
@@ -32,4 +33,22 @@ export function runAndReport(label: string, firstSeed: number, seeds: number): S
   }
   if (summary.failures.length > 0) console.log(`${label}: FAILING SEEDS ${summary.failures.map((failure) => failure.seed).join(" ")}`);
   return summary;
+}
+
+/**
+ * Half of the CI seed budget from a fresh first seed, with the demand that
+ * the swarm did real work (a run that exercised nothing would pass vacuously).
+ * Two test files call it so vitest's two workers share the 2 cores.
+ */
+export function checkFreshSeeds(label: string): void {
+  const summary = runAndReport(label, freshFirstSeed(), CI_SEEDS_PER_FILE);
+  expect(summary.seedsRun).toBe(CI_SEEDS_PER_FILE);
+  expect(summary.failures.map((failure) => failure.seed)).toEqual([]);
+  expect(summary.totals.proposalsCommitted).toBeGreaterThan(CI_SEEDS_PER_FILE);
+  expect(summary.totals.readsServed).toBeGreaterThan(CI_SEEDS_PER_FILE);
+  expect(summary.totals.leaderChanges).toBeGreaterThan(CI_SEEDS_PER_FILE);
+  expect(summary.totals.snapshotsInstalled).toBeGreaterThan(0);
+  expect(summary.totals.membershipChangesCompleted).toBeGreaterThan(0);
+  expect(summary.totals.transfersCompleted).toBeGreaterThan(0);
+  expect(summary.totals.crashes).toBeGreaterThan(0);
 }
