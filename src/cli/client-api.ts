@@ -3,8 +3,7 @@
  * the lean gRPC server, backed by the node. This is where the API layer's
  * backend interfaces meet the runtime.
  */
-import { statSync } from "node:fs";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import type { Logger } from "pino";
 import {
   createGrpcServer, EtcdError, GrpcError, GrpcStatus, registerEtcdServices, type GrpcServer,

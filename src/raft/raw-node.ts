@@ -8,7 +8,7 @@ import type { GroupId, LogIndex, NodeId, Term } from "../lib/ids.js";
 import { Raft } from "./raft.js";
 import { confStateFromConfig } from "./progress.js";
 import {
-  MessageType, MESSAGE_TYPE_NAMES, Role,
+  MessageType, Role,
   type ConfChange, type ConfState, type Entry, type HardState, type Message, type ProposeResult, type RaftConfig,
   type RaftNode, type RaftStatus, type ReadIndexResult, type Ready, type SoftState,
 } from "./types.js";
@@ -221,10 +221,5 @@ export class RawNode implements RaftNode {
       config: confStateFromConfig(raft.tracker.config),
       progress,
     };
-  }
-
-  /** For diagnostics: the name of a message type. */
-  static messageTypeName(type: MessageType): string {
-    return MESSAGE_TYPE_NAMES[type];
   }
 }

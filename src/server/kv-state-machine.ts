@@ -294,11 +294,7 @@ function decodeConfState(bytes: Uint8Array): ConfState {
 
 /** etcd's MemberUpdate: new peer URLs for a member. */
 export function memberPeerUrlsCommand(id: NodeId, peerUrls: readonly string[]): Uint8Array {
-  const json = encoder.encode(JSON.stringify({ id: id.toString(), peerUrls }));
-  const bytes = new Uint8Array(json.length + 1);
-  bytes[0] = CommandKind.MemberPeerUrls;
-  bytes.set(json, 1);
-  return bytes;
+  return withKind(CommandKind.MemberPeerUrls, encoder.encode(JSON.stringify({ id: id.toString(), peerUrls })));
 }
 
 /** Group 0 commands start with a kind byte: the key space, or a member publishing its own attributes. */
@@ -314,24 +310,20 @@ export interface Alarm {
 
 /** Raise (activate) or clear an alarm for a member, replicated so every member refuses writes alike. */
 export function alarmCommand(activate: boolean, memberId: NodeId, alarm: number): Uint8Array {
-  const json = encoder.encode(JSON.stringify({ activate, memberId: memberId.toString(), alarm }));
-  const bytes = new Uint8Array(json.length + 1);
-  bytes[0] = CommandKind.Alarm;
-  bytes.set(json, 1);
-  return bytes;
+  return withKind(CommandKind.Alarm, encoder.encode(JSON.stringify({ activate, memberId: memberId.toString(), alarm })));
 }
 
 export function kvCommandBytes(encodedKvCommand: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(encodedKvCommand.length + 1);
-  bytes[0] = CommandKind.Kv;
-  bytes.set(encodedKvCommand, 1);
+  return withKind(CommandKind.Kv, encodedKvCommand);
+}
+
+function withKind(kind: number, payload: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(payload.length + 1);
+  bytes[0] = kind;
+  bytes.set(payload, 1);
   return bytes;
 }
 
 export function memberAttributesCommand(id: NodeId, name: string, clientUrls: readonly string[]): Uint8Array {
-  const json = encoder.encode(JSON.stringify({ id: id.toString(), name, clientUrls }));
-  const bytes = new Uint8Array(json.length + 1);
-  bytes[0] = CommandKind.MemberAttributes;
-  bytes.set(json, 1);
-  return bytes;
+  return withKind(CommandKind.MemberAttributes, encoder.encode(JSON.stringify({ id: id.toString(), name, clientUrls })));
 }

@@ -79,7 +79,6 @@ interface Identity {
 
 export class CairnNode {
   private stopping: Promise<void> | null = null;
-  private term: Term = 0;
   private published = false;
   private wasMember = false;
   private removedReported = false;
@@ -250,7 +249,6 @@ export class CairnNode {
       if (state.leader !== 0n && state.leader !== this.lastLeader) metrics.leaderChanges.inc();
     }
     if (state.leader !== 0n) this.lastLeader = state.leader;
-    this.term = term;
     this.options.logger.info(`raft: ${state.role === Role.Leader ? "became leader" : `follower, leader ${state.leader.toString(16)}`} at term ${term}`);
     if (!this.published && state.leader !== 0n) void this.publishAttributes();
   }
