@@ -188,6 +188,15 @@ function majorityVote(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, bool
   return "lost";
 }
 
+function configVoteResult(config: TrackerConfig, votes: ReadonlyMap<NodeId, boolean>, incomingOnly: boolean): VoteResult {
+  const incoming = majorityVote(config.voters, votes);
+  if (incomingOnly) return incoming;
+  const outgoing = majorityVote(config.votersOutgoing, votes);
+  if (incoming === "won" && outgoing === "won") return "won";
+  if (incoming === "lost" || outgoing === "lost") return "lost";
+  return "pending";
+}
+
 export interface TrackerConfig {
   voters: NodeId[];
   votersOutgoing: NodeId[];
@@ -221,6 +230,11 @@ export class ProgressTracker {
   config: TrackerConfig;
   progress = new Map<NodeId, Progress>();
   votes = new Map<NodeId, boolean>();
+  /**
+   * Configurations a campaign must also win, beyond the applied one: those the conf changes in the
+   * candidate's log after its applied index lead through (see RaftNode.configsInLog). Cleared with the votes.
+   */
+  electionConfigs: TrackerConfig[] = [];
   /** Planted fault: decide joint configurations by the incoming majority alone. */
   jointIncomingOnly = false;
 
@@ -262,19 +276,31 @@ export class ProgressTracker {
 
   resetVotes(): void {
     this.votes.clear();
+    this.electionConfigs = [];
   }
 
+  /** Won only if won in the applied configuration and in every one of electionConfigs. */
   tallyVotes(): VoteResult {
-    return this.voteResult(this.votes);
+    let result = this.voteResult(this.votes);
+    for (const config of this.electionConfigs) {
+      if (result === "lost") break;
+      const next = configVoteResult(config, this.votes, this.jointIncomingOnly);
+      if (next === "lost") result = "lost";
+      else if (next === "pending") result = "pending";
+    }
+    return result;
+  }
+
+  /** Every voter whose answer tallyVotes may need, each once. */
+  electorate(): NodeId[] {
+    if (this.electionConfigs.length === 0) return this.voterIds();
+    const ids = new Set(this.voterIds());
+    for (const config of this.electionConfigs) for (const id of [...config.voters, ...config.votersOutgoing]) ids.add(id);
+    return sortedIds(ids);
   }
 
   voteResult(votes: ReadonlyMap<NodeId, boolean>): VoteResult {
-    const incoming = majorityVote(this.config.voters, votes);
-    if (this.jointIncomingOnly) return incoming;
-    const outgoing = majorityVote(this.config.votersOutgoing, votes);
-    if (incoming === "won" && outgoing === "won") return "won";
-    if (incoming === "lost" || outgoing === "lost") return "lost";
-    return "pending";
+    return configVoteResult(this.config, votes, this.jointIncomingOnly);
   }
 
   /** Did a quorum of voters hear from us recently? */

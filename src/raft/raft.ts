@@ -15,7 +15,7 @@ import { limits } from "../lib/limits.js";
 import type { Prng } from "../lib/prng.js";
 import { applyChange, decodeConfChange, encodeConfChange, InvalidConfChangeError } from "./conf-change.js";
 import { RaftLog } from "./log.js";
-import { configFromConfState, confStateFromConfig, Progress, ProgressTracker } from "./progress.js";
+import { configFromConfState, confStateFromConfig, Progress, ProgressTracker, type TrackerConfig } from "./progress.js";
 import {
   ConfChangeTransition, EntryType, MessageType, Role, RejectReason, ROLE_NAMES, MESSAGE_TYPE_NAMES,
   type ConfChange, type ConfState, type Entry, type Message, type ProposeResult, type RaftConfig,
@@ -334,11 +334,12 @@ export class Raft {
       voteTerm = this.term;
       // Our own vote counts only once it is persisted (see selfVotePersisted).
     }
+    this.tracker.electionConfigs = this.configsInLog();
     if (this.tracker.tallyVotes() === "won") {
       this.onElectionWon();
       return;
     }
-    for (const id of this.tracker.voterIds()) {
+    for (const id of this.tracker.electorate()) {
       if (id === this.id) continue;
       this.send({
         type: voteType, to: id, term: voteTerm, index: this.log.lastIndex(), logTerm: this.log.lastTerm(),
@@ -375,6 +376,36 @@ export class Raft {
     const result = this.tracker.tallyVotes();
     if (result === "won") this.onElectionWon();
     else if (result === "lost") this.becomeFollower(this.term, NO_NODE);
+  }
+
+  /**
+   * The configurations the conf changes in our log after the applied index lead through, in order.
+   * Configurations take effect when applied, but our commit index may be behind (it is lost in a crash
+   * before the hard state is written): one of these changes may have committed, and entries after it
+   * with it, under a configuration whose majority our applied one does not meet (seed 3008005: a
+   * member still applying {1..5} was elected by removed members 2 and 4 while an entry was committed
+   * under {3,5,8}). A campaign therefore has to win each of them as well as the applied one.
+   */
+  private configsInLog(): TrackerConfig[] {
+    const configs: TrackerConfig[] = [];
+    let config = this.tracker.config;
+    const last = this.log.lastIndex();
+    for (let from = Math.max(this.log.applied + 1, this.log.firstIndex()); from <= last;) {
+      const batch = this.log.slice(from, last + 1, this.messageBytesMax);
+      for (const entry of batch) {
+        if (entry.type !== EntryType.ConfChange) continue;
+        try {
+          config = applyChange(config, decodeConfChange(entry.data));
+        } catch (error) {
+          // Applying it will ignore it too (applyConfChange), so it never becomes a configuration.
+          if (!(error instanceof InvalidConfChangeError)) throw error;
+          continue;
+        }
+        configs.push(config);
+      }
+      from += batch.length;
+    }
+    return configs;
   }
 
   private hasUnappliedConfChanges(): boolean {

@@ -156,3 +156,75 @@ describe("RawNode forwarding membership changes", () => {
     for (const id of [1, 2, 3]) expect(cluster.member(id).confState.learners).toEqual([4n]);
   });
 });
+
+describe("RawNode elections with conf changes in the log but not applied", () => {
+  // Seed 3008005's shape: node 5 holds, after its applied index, the changes that removed 2 and 4,
+  // and entries committed under {1,3,5}; a crash lost its commit index, so it still applies {1..5}.
+  // Removed nodes 2 and 4 are still running with short logs and grant it their votes.
+  async function setUp() {
+    const { MemoryStorage } = await import("./memory-storage.js");
+    const { RawNode } = await import("./raw-node.js");
+    const { createPrng } = await import("../lib/prng.js");
+    const { confState } = await import("./util.js");
+    const { encodeConfChange } = await import("./conf-change.js");
+    const { EntryType, ConfChangeTransition, ConfChangeType, MessageType } = await import("./types.js");
+    const initial = confState([1, 2, 3, 4, 5]);
+    const remove = (id: number) => encodeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, nodeId: nodeId(id) }], context: new Uint8Array(0) });
+    const nodes = new Map<number, InstanceType<typeof RawNode>>();
+    for (const id of [2, 4, 5]) {
+      const storage = new MemoryStorage();
+      storage.applySnapshot({ metadata: { index: 5, term: 1, confState: initial }, data: new Uint8Array(0) });
+      if (id === 5) {
+        storage.append([
+          { term: 2, index: 6, type: EntryType.ConfChange, data: remove(2) },
+          { term: 2, index: 7, type: EntryType.ConfChange, data: remove(4) },
+          { term: 2, index: 8, type: EntryType.Normal, data: new TextEncoder().encode("committed under {1,3,5}") },
+        ]);
+        storage.setHardState({ term: 2, vote: nodeId(0), commit: 5 });
+      }
+      nodes.set(id, new RawNode({ id: nodeId(id), group: 0 as never, electionTicks: 10, heartbeatTicks: 1, storage, applied: 5, random: createPrng(id), preVote: false, checkQuorum: false }));
+    }
+    /** Deliver messages among the running nodes until none move; persistence is instant. */
+    const run = () => {
+      for (let moved = true; moved;) {
+        moved = false;
+        for (const node of nodes.values()) {
+          if (!node.hasReady()) continue;
+          moved = true;
+          const ready = node.ready();
+          const out = [...ready.messages, ...ready.messagesAfterPersist];
+          node.advance();
+          for (const message of out) nodes.get(Number(message.to))?.step(message);
+        }
+      }
+    };
+    return { nodes, run, MessageType };
+  }
+
+  it("a candidate must also win the configurations its unapplied conf changes lead to", async () => {
+    const { nodes, run } = await setUp();
+    const five = nodes.get(5)!;
+    five.campaign();
+    run();
+    // Votes 2, 4 and 5 are a majority of the applied {1..5} but only one of {1,3,5}: no leader.
+    expect(five.status().role).toBe(Role.Candidate);
+    expect(five.status().term).toBe(3);
+  });
+
+  it("wins once a voter of every such configuration grants its vote", async () => {
+    const { nodes, run } = await setUp();
+    const { MemoryStorage } = await import("./memory-storage.js");
+    const { RawNode } = await import("./raw-node.js");
+    const { createPrng } = await import("../lib/prng.js");
+    const { confState } = await import("./util.js");
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ metadata: { index: 5, term: 1, confState: confState([1, 2, 3, 4, 5]) }, data: new Uint8Array(0) });
+    nodes.set(3, new RawNode({ id: nodeId(3), group: 0 as never, electionTicks: 10, heartbeatTicks: 1, storage, applied: 5, random: createPrng(3), preVote: false, checkQuorum: false }));
+    const five = nodes.get(5)!;
+    five.campaign();
+    run();
+    // 3 and 5 are a majority of {1,3,5} (and of {1,3,4,5}); with 2 and 4, of {1..5} too.
+    expect(five.status().role).toBe(Role.Leader);
+    expect(five.status().term).toBe(3);
+  });
+});
