@@ -15,7 +15,8 @@ import {
 import { KvService } from "../api/services/kv-service.js";
 import { ClusterService } from "../api/services/cluster-service.js";
 import { MaintenanceService } from "../api/services/maintenance-service.js";
-import { encodeCommand, type KvCommand, type AppliedEntry as KvAppliedEntry } from "../kv/mod.js";
+import { WatchService } from "../api/services/watch-service.js";
+import { encodeCommand, WatchHub, type KvCommand, type AppliedEntry as KvAppliedEntry } from "../kv/mod.js";
 import { ConfChangeTransition, ConfChangeType, Role } from "../raft/mod.js";
 import { nodeId, type NodeId } from "../lib/ids.js";
 import { CAIRN_VERSION, type CairnNode } from "../server/node.js";
@@ -25,6 +26,7 @@ import { RequestTimeoutError } from "../server/errors.js";
 import type { NodeMetrics } from "../server/metrics.js";
 import type { NodeConfig } from "./config.js";
 import { AutoCompactor } from "./auto-compactor.js";
+import { Gauge } from "prom-client";
 
 /** etcd promotes a learner only once its log is within 90% of the leader's. */
 const LEARNER_READY_FRACTION = 0.9;
@@ -212,10 +214,34 @@ export function createBackends(node: CairnNode, config: Pick<NodeConfig, "initia
   return { kv, cluster, maintenance };
 }
 
+/**
+ * The member's watch hub, fed by every applied entry and told about snapshot
+ * installs. A watch on any member follows that member's applied state, which
+ * only moves forward (also across restarts: the applied revision is durable
+ * with the data), so a watch never travels back in time.
+ */
+function attachWatchHub(node: CairnNode, config: Pick<NodeConfig, "watchBufferedEventsMax">, metrics: NodeMetrics): WatchHub {
+  const hub = new WatchHub(node.stateMachine.mvcc, { bufferedEventsMax: config.watchBufferedEventsMax });
+  node.stateMachine.onApplied((entries) => hub.applied(entries));
+  node.stateMachine.onRestored(() => hub.restored());
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [metrics.registry], collect() { this.set(read()); } });
+  gauge("etcd_debugging_mvcc_watcher_total", "Watchers on this member.", () => hub.watcherCount());
+  gauge("etcd_debugging_mvcc_slow_watcher_total", "Watchers catching up from storage.", () => hub.unsyncedCount());
+  gauge("cairn_watch_buffered_events", "Events held in memory for watchers.", () => hub.bufferedEvents());
+  gauge("cairn_watch_buffered_events_peak", "Most events one watcher has held in memory at once (bounded by --watch-buffered-events-max).", () => hub.bufferedEventsPeak());
+  gauge("cairn_watch_buffer_overflows", "Times a watcher's buffer was full and it moved to catching up from storage.", () => hub.overflowCount());
+  return hub;
+}
+
 export async function attachClientApi(node: CairnNode, config: NodeConfig, logger: Logger, metrics: NodeMetrics): Promise<ClientApi> {
   const backends = createBackends(node, config);
+  const hub = attachWatchHub(node, config, metrics);
   const handlers = {
     kv: new KvService(backends.kv, { rangeResponseBytesMax: config.maxResponseBytes, txnOpsMax: config.maxTxnOps }),
+    watch: new WatchService({ ...backends.kv, hub, currentRevision: () => node.stateMachine.mvcc.currentRevision() }, {
+      progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+    }),
     cluster: new ClusterService(backends.cluster),
     maintenance: new MaintenanceService(backends.maintenance),
   };

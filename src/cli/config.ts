@@ -47,6 +47,10 @@ export interface NodeConfig {
   /** periodic: milliseconds of history to keep; revision: revisions to keep; 0 = off. */
   autoCompactionRetention: number;
   listenMetricsUrls: URL[];
+  /** How often an idle progress_notify watch hears the current revision. */
+  watchProgressNotifyIntervalMs: number;
+  /** Events one watcher may hold in memory before it catches up from storage. */
+  watchBufferedEventsMax: number;
   clientTls: TlsFiles;
   peerTls: TlsFiles;
   forceNewCluster: boolean;
@@ -76,6 +80,8 @@ export const OPTIONS = {
   "auto-compaction-mode": { kind: "string", default: "periodic", help: "periodic | revision" },
   "auto-compaction-retention": { kind: "string", default: "0", help: "periodic: a duration (1h, 30m, or hours as a number); revision: revisions to keep; 0 disables" },
   "listen-metrics-urls": { kind: "urls", default: "", help: "URLs serving /metrics and /health" },
+  "experimental-watch-progress-notify-interval": { kind: "string", default: "10m", help: "how often an idle watch with progress_notify hears the current revision (e.g. 10m, 5s, 500ms)" },
+  "watch-buffered-events-max": { kind: "integer", default: String(limits.watchBufferedEventsMax), help: "events one watcher may hold in memory; a slower watcher catches up from storage" },
   "cert-file": { kind: "string", default: "", help: "client server TLS certificate" },
   "key-file": { kind: "string", default: "", help: "client server TLS key" },
   "trusted-ca-file": { kind: "string", default: "", help: "CA for client certificates" },
@@ -175,6 +181,15 @@ function parseBoolean(field: string, value: string | number | boolean): boolean 
   if (text === "true" || text === "1" || text === "") return true;
   if (text === "false" || text === "0") return false;
   throw new ConfigError(`--${field}: "${String(value)}" is not true or false`);
+}
+
+/** "10m", "5s", "500ms", "1h": a duration with its unit, in milliseconds. */
+function parseDurationMs(field: string, text: string, minimumMs: number): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  if (!match) throw new ConfigError(`--${field}: "${text}" is not a duration (e.g. 10m, 5s, 500ms)`);
+  const valueMs = Math.round(Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"]);
+  if (valueMs < minimumMs) throw new ConfigError(`--${field}: ${text} is below the minimum of ${minimumMs} ms`);
+  return valueMs;
 }
 
 /** "1h", "30m", "90s" or a bare number of hours (etcd's periodic retention). */
@@ -279,6 +294,8 @@ export function resolveConfig(layers: { file?: RawOptions; environment?: RawOpti
     autoCompactionMode,
     autoCompactionRetention: parseRetention(autoCompactionMode, text("auto-compaction-retention")),
     listenMetricsUrls: parseUrls("listen-metrics-urls", text("listen-metrics-urls")),
+    watchProgressNotifyIntervalMs: parseDurationMs("experimental-watch-progress-notify-interval", text("experimental-watch-progress-notify-interval"), 10),
+    watchBufferedEventsMax: parseInteger("watch-buffered-events-max", merged["watch-buffered-events-max"], 1),
     clientTls,
     peerTls,
     forceNewCluster: parseBoolean("force-new-cluster", merged["force-new-cluster"]),

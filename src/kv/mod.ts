@@ -12,3 +12,8 @@ export {
   SnapshotSource, SnapshotDecoder, SnapshotInstaller, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_CHUNK_BYTES_TARGET,
   SNAPSHOT_CHUNK_PAYLOAD_BYTES_MAX, type SnapshotHeader, type SnapshotTotals, type SnapshotChunk, type SnapshotRecord,
 } from "./snapshot.js";
+export {
+  WatchHub, Watcher, EmptyWatcherRangeError, keyInRange, WATCH_DELIVERY_EVENTS_MAX_DEFAULT, WATCH_HISTORY_RECORDS_MAX_DEFAULT,
+  type WatchHubOptions, type WatchSpec, type WatchDelivery, type WatchableMvcc,
+} from "./watch-hub.js";
+export { readHistory, type RevisionEvents, type HistoryBudget } from "./history.js";

@@ -31,4 +31,6 @@ export const limits = {
   peerQueueMessagesMax: 4096,
   /** Bytes queued to one peer before new messages are dropped. */
   peerQueueBytesMax: 64 * 1024 * 1024,
+  /** Events one watcher may hold in memory before it catches up from storage instead (--watch-buffered-events-max). */
+  watchBufferedEventsMax: 4096,
 } as const;

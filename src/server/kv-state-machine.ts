@@ -33,8 +33,10 @@ export class KvStateMachine implements GroupStateMachine {
   readonly mvcc: Mvcc;
   private confState: ConfState;
   private membersById = new Map<NodeId, Member>();
-  /** Observers of applied KV entries (the watch hub, later). */
+  /** Observers of applied KV entries (the watch hub). */
   private readonly listeners: Array<(entries: readonly KvAppliedEntry[]) => void> = [];
+  /** Observers of a snapshot install, after which the store is ahead of anything listeners were told. */
+  private readonly restoredListeners: Array<() => void> = [];
   private readonly memberListeners: Array<() => void> = [];
   private alarmList: Alarm[] = [];
   private durable = 0;
@@ -62,6 +64,10 @@ export class KvStateMachine implements GroupStateMachine {
 
   onApplied(listener: (entries: readonly KvAppliedEntry[]) => void): void {
     this.listeners.push(listener);
+  }
+
+  onRestored(listener: () => void): void {
+    this.restoredListeners.push(listener);
   }
 
   members(): Member[] {
@@ -254,6 +260,7 @@ export class KvStateMachine implements GroupStateMachine {
     this.mvcc.reload();
     this.loadMembership();
     this.durable = this.mvcc.appliedIndex();
+    for (const listener of this.restoredListeners) listener();
     return true;
   }
 }

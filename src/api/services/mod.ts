@@ -6,3 +6,7 @@ export {
 export { ClusterService, checkPeerUrls, PEER_URLS_MAX } from "./cluster-service.js";
 export { MaintenanceService, alarmText, SNAPSHOT_MESSAGE_BYTES_MAX } from "./maintenance-service.js";
 export { headerOf } from "./common.js";
+export {
+  WatchService, INVALID_WATCH_ID, PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT, WATCHES_PER_STREAM_MAX_DEFAULT, type WatchBackend,
+  type WatchServiceOptions,
+} from "./watch-service.js";

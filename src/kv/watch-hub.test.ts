@@ -1,0 +1,246 @@
+import { describe, expect, it } from "vitest";
+import { MemoryKvStore } from "../storage/memory-kv/memory-kv-store.js";
+import { deleteRangeRequest, putRequest, type RequestOp } from "./command.js";
+import { Mvcc } from "./mvcc.js";
+import { applyCommand, bytes, put, text } from "./testing/mvcc-conformance.js";
+import type { AppliedEntry, KvEvent } from "./types.js";
+import { EmptyWatcherRangeError, WatchHub, type WatchDelivery, type WatchSpec, type Watcher } from "./watch-hub.js";
+
+/** An MVCC whose applied entries reach the hub, as KvStateMachine.onApplied wires them. */
+function setup(bufferedEventsMax = 100, deliveryEventsMax = 1000) {
+  const mvcc = new Mvcc(new MemoryKvStore());
+  const hub = new WatchHub(mvcc, { bufferedEventsMax, deliveryEventsMax, historyRecordsMax: 50 });
+  const feed = (applied: AppliedEntry): AppliedEntry => {
+    hub.applied([applied]);
+    return applied;
+  };
+  return {
+    mvcc, hub,
+    put: (key: string, value: string) => feed(put(mvcc, key, value)),
+    del: (key: string, rangeEnd = "") => feed(applyCommand(mvcc, { type: "deleteRange", request: deleteRangeRequest(bytes(key), { rangeEnd: bytes(rangeEnd) }) })),
+    txn: (ops: RequestOp[]) => feed(applyCommand(mvcc, { type: "txn", request: { compare: [], success: ops, failure: [] } })),
+    compact: (revision: number) => feed(applyCommand(mvcc, { type: "compact", request: { revision, physical: false } })),
+  };
+}
+
+function spec(key: string, fields: Partial<WatchSpec> & { prefix?: boolean } = {}): WatchSpec {
+  const rangeEnd = fields.prefix ? bytes(key.slice(0, -1) + String.fromCharCode(key.charCodeAt(key.length - 1) + 1)) : fields.rangeEnd ?? new Uint8Array(0);
+  return { key: bytes(key), rangeEnd, startRevision: 0, noPut: false, noDelete: false, prevKv: false, ...fields };
+}
+
+const brief = (event: KvEvent) => `${event.type} ${text(event.kv.key)}=${text(event.kv.value)}@${event.kv.modRevision}` +
+  (event.prevKv === null ? "" : ` (was ${text(event.prevKv.value)}@${event.prevKv.modRevision})`);
+
+/** Takes everything the watcher has now, as a consumer would (taking again after a null while still pending). */
+function drainAll(hub: WatchHub, watcher: Watcher): WatchDelivery[] {
+  const out: WatchDelivery[] = [];
+  for (let guard = 0; watcher.pending() && guard < 100_000; guard++) {
+    const delivery = hub.take(watcher);
+    if (delivery !== null) out.push(delivery);
+  }
+  expect(watcher.pending()).toBe(false);
+  return out;
+}
+
+const eventsOf = (deliveries: readonly WatchDelivery[]): KvEvent[] =>
+  deliveries.flatMap((delivery) => (delivery.kind === "events" ? delivery.events : []));
+
+describe("WatchHub", () => {
+  it("delivers new events for a key, a prefix and a range, in revision order", () => {
+    const t = setup();
+    const one = t.hub.watch(spec("a"), () => {});
+    const prefix = t.hub.watch(spec("a/", { prefix: true }), () => {});
+    const range = t.hub.watch(spec("b", { rangeEnd: bytes("d") }), () => {});
+    const all = t.hub.watch(spec("\0", { rangeEnd: bytes("\0") }), () => {});
+    t.put("a", "1");
+    t.put("a/x", "2");
+    t.put("c", "3");
+    t.put("d", "4");
+    t.del("a");
+    expect(eventsOf(drainAll(t.hub, one)).map(brief)).toEqual(["put a=1@2", "delete a=@6"]);
+    expect(eventsOf(drainAll(t.hub, prefix)).map(brief)).toEqual(["put a/x=2@3"]);
+    expect(eventsOf(drainAll(t.hub, range)).map(brief)).toEqual(["put c=3@4"]);
+    expect(eventsOf(drainAll(t.hub, all)).map(brief)).toEqual(["put a=1@2", "put a/x=2@3", "put c=3@4", "put d=4@5", "delete a=@6"]);
+  });
+
+  it("delivers the events of one txn together, in one delivery at its revision", () => {
+    const t = setup();
+    const watcher = t.hub.watch(spec("k/", { prefix: true, prevKv: true }), () => {});
+    t.put("k/1", "old");
+    t.txn([
+      { type: "put", request: putRequest(bytes("k/1"), bytes("new")) },
+      { type: "put", request: putRequest(bytes("k/2"), bytes("two")) },
+      { type: "deleteRange", request: deleteRangeRequest(bytes("k/3")) },
+    ]);
+    const first = t.hub.take(watcher);
+    const second = t.hub.take(watcher);
+    expect(first).toMatchObject({ kind: "events", revision: 3 });
+    // One drain takes whole revisions while they fit; with room for everything, both revisions come at once.
+    expect(second).toBeNull();
+    expect(first?.kind === "events" && first.events.map(brief)).toEqual(["put k/1=old@2", "put k/1=new@3 (was old@2)", "put k/2=two@3"]);
+  });
+
+  it("never splits a txn across deliveries even when a delivery is smaller than the txn", () => {
+    const t = setup(100, 2);
+    const watcher = t.hub.watch(spec("k/", { prefix: true }), () => {});
+    t.put("k/0", "x");
+    t.txn(["a", "b", "c"].map((name): RequestOp => ({ type: "put", request: putRequest(bytes(`k/${name}`), bytes(name)) })));
+    t.put("k/9", "y");
+    const deliveries = drainAll(t.hub, watcher).map((delivery) => delivery.kind === "events" ? delivery.events.map((event) => event.kv.modRevision) : []);
+    expect(deliveries).toEqual([[2], [3, 3, 3], [4]]);
+  });
+
+  it("replays history from a past start revision, then continues live without a gap or a duplicate", () => {
+    const t = setup();
+    for (let i = 0; i < 120; i++) t.put(`h/${i % 7}`, `v${i}`);
+    t.put("other", "x");
+    const watcher = t.hub.watch(spec("h/", { prefix: true, startRevision: 10 }), () => {});
+    expect(watcher.synced).toBe(false);
+    // A live write while it catches up: it must come once, after the history.
+    t.put("h/live", "now");
+    const events = eventsOf(drainAll(t.hub, watcher));
+    expect(watcher.synced).toBe(true);
+    t.put("h/after", "later");
+    events.push(...eventsOf(drainAll(t.hub, watcher)));
+    const revisions = events.map((event) => event.kv.modRevision);
+    expect(revisions[0]).toBe(10);
+    expect(revisions).toEqual([...Array.from({ length: 112 }, (_, i) => 10 + i), 123, 124]);
+    expect(events.at(-2)?.kv.value).toEqual(bytes("now"));
+  });
+
+  it("answers prev_kv from history as from the live path, and leaves it out of creations", () => {
+    const t = setup();
+    t.put("p", "1");
+    t.put("p", "2");
+    t.del("p");
+    t.put("p", "3");
+    const historic = t.hub.watch(spec("p", { prevKv: true, startRevision: 1 }), () => {});
+    expect(eventsOf(drainAll(t.hub, historic)).map(brief)).toEqual(["put p=1@2", "put p=2@3 (was 1@2)", "delete p=@4 (was 2@3)", "put p=3@5"]);
+    const withoutPrev = t.hub.watch(spec("p", { startRevision: 4 }), () => {});
+    expect(eventsOf(drainAll(t.hub, withoutPrev)).map(brief)).toEqual(["delete p=@4", "put p=3@5"]);
+  });
+
+  it("filters out puts (NOPUT) or deletes (NODELETE), live and from history", () => {
+    const t = setup();
+    t.put("f", "1");
+    t.del("f");
+    const noPutHistoric = t.hub.watch(spec("f", { noPut: true, startRevision: 2 }), () => {});
+    const noDelete = t.hub.watch(spec("f", { noDelete: true }), () => {});
+    t.put("f", "2");
+    t.del("f");
+    expect(eventsOf(drainAll(t.hub, noPutHistoric)).map(brief)).toEqual(["delete f=@3", "delete f=@5"]);
+    expect(eventsOf(drainAll(t.hub, noDelete)).map(brief)).toEqual(["put f=2@4"]);
+  });
+
+  it("waits for a future start revision without delivering older events", () => {
+    const t = setup();
+    const watcher = t.hub.watch(spec("w", { startRevision: 4 }), () => {});
+    t.put("w", "2");
+    t.put("w", "3");
+    t.put("w", "4");
+    expect(eventsOf(drainAll(t.hub, watcher)).map(brief)).toEqual(["put w=4@4"]);
+  });
+
+  it("cancels a watcher that needs compacted history, reporting the compact revision", () => {
+    const t = setup();
+    for (let i = 0; i < 5; i++) t.put("c", `${i}`);
+    t.compact(4);
+    const below = t.hub.watch(spec("c", { startRevision: 2 }), () => {});
+    expect(drainAll(t.hub, below)).toEqual([{ kind: "compacted", compactRevision: 4 }]);
+    expect(below.canceled).toBe(true);
+    expect(t.hub.watcherCount()).toBe(0);
+    const atCompact = t.hub.watch(spec("c", { startRevision: 4 }), () => {});
+    expect(eventsOf(drainAll(t.hub, atCompact)).map(brief)).toEqual(["put c=2@4", "put c=3@5", "put c=4@6"]);
+  });
+
+  it("cancels a watcher that fell behind past a compaction once its buffer is drained", () => {
+    const t = setup(3);
+    const watcher = t.hub.watch(spec("s"), () => {});
+    for (let i = 0; i < 10; i++) t.put("s", `${i}`);
+    t.compact(8);
+    const deliveries = drainAll(t.hub, watcher);
+    expect(eventsOf(deliveries).map((event) => event.kv.modRevision)).toEqual([2, 3, 4]);
+    expect(deliveries.at(-1)).toEqual({ kind: "compacted", compactRevision: 8 });
+  });
+
+  it("refuses an empty range with etcd's message", () => {
+    const t = setup();
+    expect(() => t.hub.watch(spec("b", { rangeEnd: bytes("a") }), () => {})).toThrow(new EmptyWatcherRangeError());
+    expect(() => t.hub.watch(spec("b", { rangeEnd: bytes("b") }), () => {})).toThrow("mvcc: watcher range is empty");
+    expect(t.hub.watcherCount()).toBe(0);
+  });
+
+  it("stops delivering after cancel and forgets the watcher's buffer", () => {
+    const t = setup();
+    const watcher = t.hub.watch(spec("x"), () => {});
+    t.put("x", "1");
+    expect(t.hub.bufferedEvents()).toBe(1);
+    t.hub.cancel(watcher);
+    t.put("x", "2");
+    expect(t.hub.take(watcher)).toBeNull();
+    expect(t.hub.bufferedEvents()).toBe(0);
+    expect(watcher.pending()).toBe(false);
+  });
+
+  it("keeps a watcher that is never read within its bound while another watcher gets every event, then the slow one catches up from storage with no gap", () => {
+    const bound = 50;
+    const t = setup(bound, 200);
+    let slowWoken = 0;
+    const slow = t.hub.watch(spec("load/", { prefix: true }), () => slowWoken++);
+    const fast = t.hub.watch(spec("load/", { prefix: true }), () => {});
+    const fastSeen: number[] = [];
+    let peakSlow = 0;
+    for (let i = 0; i < 2000; i++) {
+      t.put(`load/${i % 13}`, `${i}`);
+      peakSlow = Math.max(peakSlow, slow.bufferedEvents);
+      if (i % 7 === 0) fastSeen.push(...eventsOf(drainAll(t.hub, fast)).map((event) => event.kv.modRevision));
+    }
+    fastSeen.push(...eventsOf(drainAll(t.hub, fast)).map((event) => event.kv.modRevision));
+    expect(fastSeen).toEqual(Array.from({ length: 2000 }, (_, i) => i + 2));
+    expect(peakSlow).toBe(bound);
+    expect(t.hub.bufferedEventsPeak()).toBe(bound);
+    expect(t.hub.overflowCount()).toBe(1);
+    expect(slow.synced).toBe(false);
+    expect(slowWoken).toBeGreaterThan(0);
+    // Only the slow watcher's bounded buffer is held in memory.
+    expect(t.hub.bufferedEvents()).toBe(bound);
+    const slowSeen = eventsOf(drainAll(t.hub, slow)).map((event) => event.kv.modRevision);
+    expect(slowSeen).toEqual(Array.from({ length: 2000 }, (_, i) => i + 2));
+    expect(slow.synced).toBe(true);
+    t.put("load/0", "after");
+    expect(eventsOf(drainAll(t.hub, slow)).map((event) => event.kv.modRevision)).toEqual([2002]);
+  });
+
+  it("moves a watcher to storage when one txn is larger than its whole buffer, and delivers that txn whole", () => {
+    const t = setup(2);
+    const watcher = t.hub.watch(spec("big/", { prefix: true }), () => {});
+    t.txn(["a", "b", "c", "d"].map((name): RequestOp => ({ type: "put", request: putRequest(bytes(`big/${name}`), bytes(name)) })));
+    expect(watcher.bufferedEvents).toBe(0);
+    expect(watcher.synced).toBe(false);
+    expect(drainAll(t.hub, watcher).map((delivery) => delivery.kind === "events" ? delivery.events.length : -1)).toEqual([4]);
+  });
+
+  it("re-reads from storage after a snapshot install moved the store ahead", () => {
+    const t = setup();
+    const watcher = t.hub.watch(spec("r"), () => {});
+    t.put("r", "1");
+    // Writes the hub never saw (they came inside a snapshot), then the restore notice.
+    put(t.mvcc, "r", "2");
+    put(t.mvcc, "r", "3");
+    t.hub.restored();
+    expect(watcher.synced).toBe(false);
+    expect(eventsOf(drainAll(t.hub, watcher)).map(brief)).toEqual(["put r=1@2", "put r=2@3", "put r=3@4"]);
+    t.put("r", "4");
+    expect(eventsOf(drainAll(t.hub, watcher)).map(brief)).toEqual(["put r=4@5"]);
+  });
+
+  it("offers progress only to a watcher that has nothing left to deliver", () => {
+    const t = setup();
+    const watcher = t.hub.watch(spec("g"), () => {});
+    t.put("g", "1");
+    expect(t.hub.progressRevision(watcher)).toBeNull();
+    drainAll(t.hub, watcher);
+    t.put("other", "2");
+    expect(t.hub.progressRevision(watcher)).toBe(3);
+  });
+});
