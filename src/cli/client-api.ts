@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from "node:fs";
 import type { Logger } from "pino";
 import {
-  createGrpcServer, EtcdError, GrpcError, GrpcStatus, registerEtcdServices, type GrpcServer,
+  createGrpcServer, EtcdError, registerEtcdServices, type GrpcServer,
 } from "../api/mod.js";
 import {
   BadLeaderTransfereeError, LearnerNotReadyError, MemberExistsError, MemberNotFoundError, MemberNotLearnerError,
@@ -169,7 +169,7 @@ export function createBackends(node: CairnNode, config: Pick<NodeConfig, "initia
         // reported as 0 when the file cannot be read
       }
       return {
-        version: CAIRN_VERSION, dbSizeBytes, dbSizeInUseBytes: dbSizeBytes, leader: status.leader,
+        version: CAIRN_VERSION, dbSizeBytes, dbSizeInUseBytes: Math.min(dbSizeBytes, node.store.usage().inUseBytes), leader: status.leader,
         raftIndex: status.commit, raftAppliedIndex: machine.mvcc.appliedIndex(), raftTerm: status.term,
         errors: group.failure ? [String((group.failure as Error).message)] : [], isLearner: identity.isLearner(),
       };
@@ -207,8 +207,8 @@ export function createBackends(node: CairnNode, config: Pick<NodeConfig, "initia
       await group.propose(alarmCommand(false, id, alarm), signal);
       return had ? { memberId: id, alarm } : null;
     },
-    async defragment() {
-      throw new GrpcError(GrpcStatus.unimplemented, "cairn: defragment is not implemented yet (LMDB reuses freed pages in place)");
+    async defragment(signal) {
+      await node.defragment(signal);
     },
   };
   return { kv, cluster, maintenance };

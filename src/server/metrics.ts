@@ -23,6 +23,14 @@ export class NodeMetrics {
     name: "etcd_disk_wal_fsync_duration_seconds", help: "WAL write+fdatasync latency per Ready.", registers: [this.registry],
     buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024],
   });
+  readonly defragmentSeconds = new Histogram({
+    name: "etcd_disk_backend_defrag_duration_seconds", help: "Whole defragmentation, copy included.", registers: [this.registry],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  });
+  readonly defragmentPauseSeconds = new Histogram({
+    name: "cairn_defrag_write_pause_seconds", help: "How long a defragmentation held writes back (final replay, fsync and swap).", registers: [this.registry],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+  });
   readonly peerDropped = new Gauge({ name: "cairn_peer_messages_dropped", help: "Raft messages dropped by full peer queues.", labelNames: ["peer"], registers: [this.registry] });
   readonly grpcRequests = new Counter({ name: "grpc_server_handled_total", help: "Client RPCs handled.", labelNames: ["grpc_method", "grpc_code"], registers: [this.registry] });
   readonly grpcSeconds = new Histogram({

@@ -20,7 +20,7 @@ import {
 } from "../raft/mod.js";
 import { NodeFileSystem } from "../storage/fs/mod.js";
 import { Wal } from "../storage/wal/mod.js";
-import { LmdbKvStore } from "../storage/lmdb/mod.js";
+import { LmdbKvStore, type DefragmentResult } from "../storage/lmdb/mod.js";
 import { PeerTransport, discoverCluster, type PeerTlsConfig } from "../transport/mod.js";
 import { KvStateMachine, memberAttributesCommand } from "./kv-state-machine.js";
 import { computeClusterId, computeMemberId, encodeMemberContext, type Member } from "./membership.js";
@@ -290,6 +290,19 @@ export class CairnNode {
       this.housekeeping = setTimeout(pass, caughtUp ? COMPACTION_IDLE_MS : 1);
     };
     this.housekeeping = setTimeout(pass, COMPACTION_IDLE_MS);
+  }
+
+  /**
+   * Maintenance.Defragment: rewrites the state file compactly and swaps it
+   * in; writes are held back only for the final swap (see LmdbKvStore), and
+   * that pause is logged and exported as a metric.
+   */
+  async defragment(signal?: AbortSignal): Promise<DefragmentResult> {
+    const result = await this.store.defragment({ signal });
+    this.options.metrics?.defragmentSeconds.observe(result.totalMs / 1000);
+    this.options.metrics?.defragmentPauseSeconds.observe(result.pauseMs / 1000);
+    this.options.logger.info(`defragmented the state file: ${result.fileBytesBefore} -> ${result.fileBytesAfter} bytes in ${result.totalMs.toFixed(0)} ms; writes paused ${result.pauseMs.toFixed(1)} ms (${result.journaledWrites} writes made during the copy replayed)`);
+    return result;
   }
 
   raftTerm(): Term {

@@ -3,15 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { crc32c } from "../../lib/crc32c.js";
-import { rangeRequest } from "../../kv/command.js";
+import { deleteRangeRequest, rangeRequest } from "../../kv/command.js";
 import { NewerFormatError, SnapshotCorruptError, SnapshotFormatError } from "../../kv/errors.js";
 import { Mvcc } from "../../kv/mvcc.js";
 import { encodeMetaNumber, KvTable, MetaKey } from "../../kv/store.js";
-import { defineMvccConformance, put, text } from "../../kv/testing/mvcc-conformance.js";
+import { applyCommand, defineMvccConformance, put, text } from "../../kv/testing/mvcc-conformance.js";
 import { installMemorySnapshot } from "../memory-kv/snapshot.js";
 import { MemoryKvStore } from "../memory-kv/memory-kv-store.js";
 import { DurableAppliedIndex, snapshotStream } from "./durable-applied.js";
-import { LmdbKvStore, SimulatedCrash, type InstallStep } from "./lmdb-kv-store.js";
+import { DefragmentError, LmdbKvStore, SimulatedCrash, type InstallStep } from "./lmdb-kv-store.js";
 
 const root = mkdtempSync(join(tmpdir(), "cairn-lmdb-test-"));
 let directoryCount = 0;
@@ -208,6 +208,67 @@ describe("LmdbKvStore", () => {
     release();
     await noted;
     expect(durable.durable).toBe(1);
+    await store.close();
+  });
+
+  /** Fills the store with `count` keys of 1 KiB, deletes all but every 100th, and compacts the history away. */
+  function fillAndThin(mvcc: Mvcc, count: number): void {
+    const value = "v".repeat(1024);
+    for (let i = 0; i < count; i++) put(mvcc, `bulk/${String(i).padStart(6, "0")}`, value);
+    for (let i = 0; i < count; i++) {
+      if (i % 100 !== 0) applyCommand(mvcc, { type: "deleteRange", request: deleteRangeRequest(new TextEncoder().encode(`bulk/${String(i).padStart(6, "0")}`)) });
+    }
+    applyCommand(mvcc, { type: "compact", request: { revision: mvcc.currentRevision(), physical: false } });
+    while (!mvcc.compactBatch(10_000));
+  }
+
+  it("defragments: the file shrinks, the data and hash are unchanged, and writes made during the copy are kept", async () => {
+    const directory = freshDirectory();
+    // Background sync only to fill quickly; the defragmentation fsyncs the copy itself.
+    const store = LmdbKvStore.open(directory, { syncMode: "background" });
+    const mvcc = new Mvcc(store);
+    fillAndThin(mvcc, 4000);
+    const before = { all: everything(mvcc), hash: mvcc.hashKv(0), applied: mvcc.appliedIndex() };
+    expect(before.all.length).toBe(40);
+    const defragmenting = store.defragment();
+    // Writes while the copy runs go to the old file and the journal; they must all be in the new one.
+    for (let i = 0; i < 50; i++) {
+      put(mvcc, `during/${i}`, `written while copying ${i}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const result = await defragmenting;
+    const after = { all: everything(mvcc), hash: mvcc.hashKv(0), applied: mvcc.appliedIndex() };
+    expect(after.all.filter((line) => line.startsWith("bulk/"))).toEqual(before.all);
+    expect(after.all.filter((line) => line.startsWith("during/")).length).toBe(50);
+    expect(after.applied).toBe(before.applied + 50);
+    expect(result.fileBytesAfter).toBeLessThan(result.fileBytesBefore / 4);
+    expect(result.pauseMs).toBeGreaterThanOrEqual(0);
+    expect(result.journaledWrites).toBeGreaterThan(0);
+    // The old generation is gone and the new one is what a reopen finds.
+    expect(readdirSync(directory).filter((name) => name.startsWith("state-")).length).toBe(2);
+    put(mvcc, "after", "the swap");
+    const expected = { all: everything(mvcc), hash: mvcc.hashKv(0) };
+    await store.close();
+    const reopened = LmdbKvStore.open(directory);
+    const reopenedMvcc = new Mvcc(reopened);
+    expect({ all: everything(reopenedMvcc), hash: reopenedMvcc.hashKv(0) }).toEqual(expected);
+    await reopened.close();
+  });
+
+  it("gives up on an aborted defragmentation and keeps the old file in force", async () => {
+    const directory = freshDirectory();
+    const store = LmdbKvStore.open(directory);
+    const mvcc = new Mvcc(store);
+    populate(mvcc, "a", 20);
+    const location = store.location;
+    const controller = new AbortController();
+    const defragmenting = store.defragment({ signal: controller.signal });
+    controller.abort(new DefragmentError("stopped by the test"));
+    await expect(defragmenting).rejects.toThrow("stopped by the test");
+    expect(store.location).toBe(location);
+    expect(readdirSync(directory).filter((name) => name.startsWith("state-")).sort()).toEqual([location.slice(directory.length + 1), `${location.slice(directory.length + 1)}-lock`].sort());
+    put(mvcc, "still", "writable");
+    expect(everything(mvcc).length).toBe(21);
     await store.close();
   });
 });

@@ -37,7 +37,9 @@
  * The default keeps LMDB's integrity guarantee; the server may choose
  * "background" where ticks matter more (a decision for the lead).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { open as openFile } from "node:fs/promises";
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { join } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 import { decodeMetaNumber, KV_FORMAT_VERSION, KvTable, MetaKey, type KvEntry, type KvRangeOptions, type KvReader, type KvStore, type KvWriter } from "../../kv/store.js";
@@ -127,6 +129,46 @@ function removeGeneration(directory: string, name: string): void {
 /** Steps of a snapshot install, named so tests can simulate a crash right after each. */
 export type InstallStep = "data-written" | "new-state-synced" | "pointer-written" | "pointer-swapped" | "old-removed";
 
+/**
+ * Defragmentation limits. The journal holds the writes made while the
+ * compacting copy runs; past JOURNAL_BYTES_MAX the defragmentation gives up
+ * (the store is unchanged) rather than grow memory without bound. Catch-up
+ * rounds replay the journal into the copy while writes go on; the final,
+ * write-pausing step starts only once at most FINAL_JOURNAL_OPS_MAX writes
+ * are left, so the pause is one short transaction plus one fsync.
+ */
+export const DEFRAGMENT_JOURNAL_BYTES_MAX = 256 * 1024 * 1024;
+export const DEFRAGMENT_FINAL_JOURNAL_OPS_MAX = 2000;
+const DEFRAGMENT_REPLAY_BATCH_OPS = 2000;
+/** Replay batches before giving up on a write load that outpaces the catch-up (each batch is DEFRAGMENT_REPLAY_BATCH_OPS writes). */
+const DEFRAGMENT_CATCH_UP_ROUNDS_MAX = 10_000;
+
+export class DefragmentError extends Error {
+  override name = "DefragmentError";
+}
+
+export interface DefragmentResult {
+  readonly fileBytesBefore: number;
+  readonly fileBytesAfter: number;
+  /** How long writes were held back: the final replay, the fsync of the copy and the swap, all in one synchronous step. */
+  readonly pauseMs: number;
+  /** Writes made while the copy ran, replayed into it. */
+  readonly journaledWrites: number;
+  readonly totalMs: number;
+}
+
+/** One write made while a defragmentation runs: a put (value) or a delete (null). */
+interface JournaledWrite {
+  readonly table: number;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array | null;
+}
+
+interface Journal {
+  writes: JournaledWrite[];
+  bytes: number;
+}
+
 export class SimulatedCrash extends Error {
   override name = "SimulatedCrash";
   constructor(readonly step: InstallStep) {
@@ -139,6 +181,10 @@ export class LmdbKvStore implements KvStore {
   private generation: number;
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** Set while a defragmentation runs: every committed write is also recorded here, for replay into the copy. */
+  private journal: Journal | null = null;
+  /** Defragmentation and snapshot install both build the next generation: they run one at a time. */
+  private maintenance: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly directory: string, generation: number, environment: Environment, readonly syncMode: LmdbSyncMode) {
     this.generation = generation;
@@ -185,17 +231,129 @@ export class LmdbKvStore implements KvStore {
     assert(!this.closed, "lmdb kv store used after close");
     const environment = this.environment;
     const reader = this.readerOf(environment);
+    const journal = this.journal;
+    // Recorded only once the transaction commits: an aborted transaction must not be replayed.
+    const recorded: JournaledWrite[] = [];
     const writer: KvWriter = {
       get: reader.get,
       range: reader.range,
       put: (table, key, value) => {
         environment.tables[table].putSync(key, value);
+        if (journal) recorded.push({ table, key: key.slice(), value: value.slice() });
       },
       delete: (table, key) => {
         environment.tables[table].removeSync(key);
+        if (journal) recorded.push({ table, key: key.slice(), value: null });
       },
     };
-    return environment.root.transactionSync(() => fn(writer));
+    const result = environment.root.transactionSync(() => fn(writer));
+    if (journal) {
+      for (const write of recorded) {
+        journal.writes.push(write);
+        journal.bytes += write.key.length + (write.value?.length ?? 0) + 32;
+      }
+    }
+    return result;
+  }
+
+  private withMaintenance<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.maintenance.then(fn, fn);
+    this.maintenance = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Rewrites the state into a compact new file and swaps it in, giving the
+   * space of freed pages back to the file system (LMDB only reuses them in
+   * place). Writes are never held back while the bulk is copied:
+   *  1. from now on every committed write is also journaled in memory;
+   *  2. LMDB copies the environment with compaction (mdb_env_copy2 with
+   *     MDB_CP_COMPACT) on its own thread, from one read transaction that
+   *     starts after the journal did, so the copy holds a prefix of the
+   *     journal; the copy is then fsynced;
+   *  3. the journal is replayed into the copy in batches, between other
+   *     work, until little is left. Replaying a write the copy already holds
+   *     is harmless: every journaled write is a blind put or delete of a
+   *     whole value, so replaying them in commit order ends in the same state;
+   *  4. one synchronous step (nothing else runs on the event loop, so no
+   *     write can slip between): replay the rest, fsync the copy, flip
+   *     CURRENT to it, and switch the store over. That step is the pause.
+   * A crash before the flip leaves the old generation in force (the copy is
+   * a leftover removed at the next open); after it, the copy is complete.
+   */
+  defragment(options: { signal?: AbortSignal } = {}): Promise<DefragmentResult> {
+    assert(!this.closed, "lmdb kv store used after close");
+    return this.withMaintenance(() => this.defragmentNow(options.signal));
+  }
+
+  private async defragmentNow(signal: AbortSignal | undefined): Promise<DefragmentResult> {
+    if (this.closed) throw new DefragmentError("the store was closed before the defragmentation started");
+    const started = performance.now();
+    const fileBytesBefore = fileSize(this.environment.path);
+    const nextGeneration = this.generation + 1;
+    const nextName = generationName(nextGeneration);
+    const nextPath = join(this.directory, nextName);
+    removeGeneration(this.directory, nextName);
+    const journal: Journal = { writes: [], bytes: 0 };
+    this.journal = journal;
+    let staging: Environment | null = null;
+    let swapped = false;
+    try {
+      await this.environment.root.backup(nextPath, true);
+      await fsyncFile(nextPath);
+      staging = openEnvironment(nextPath, this.syncMode);
+      let replayed = 0;
+      let rounds = 0;
+      // Replays in batches, yielding between them, until at most `left` writes remain.
+      const catchUp = async (left: number): Promise<void> => {
+        while (journal.writes.length - replayed > left) {
+          if (++rounds > DEFRAGMENT_CATCH_UP_ROUNDS_MAX) throw new DefragmentError(`writes keep outpacing the catch-up (${journal.writes.length - replayed} left after ${rounds - 1} batches)`);
+          const end = Math.min(journal.writes.length, replayed + DEFRAGMENT_REPLAY_BATCH_OPS);
+          replayWrites(staging!, journal.writes, replayed, end);
+          replayed = end;
+          this.checkDefragmentLimits(journal, signal);
+          await yieldToEventLoop();
+          if (this.closed) throw new DefragmentError("the store was closed during the defragmentation");
+        }
+      };
+      await catchUp(DEFRAGMENT_FINAL_JOURNAL_OPS_MAX);
+      // Flush the catch-up now, so the pause below only syncs the last few writes.
+      await flushEnvironment(staging, this.syncMode);
+      await catchUp(DEFRAGMENT_FINAL_JOURNAL_OPS_MAX);
+      signal?.throwIfAborted();
+
+      // ---- the pause: synchronous from here to the switch.
+      const pauseStarted = performance.now();
+      replayWrites(staging, journal.writes, replayed, journal.writes.length);
+      fsyncFileSync(nextPath);
+      writeFileAtomically(this.directory, CURRENT_FILE, `${nextName}\n`);
+      swapped = true;
+      const previous = this.environment;
+      const previousName = generationName(this.generation);
+      this.environment = staging;
+      this.generation = nextGeneration;
+      this.journal = null;
+      const pauseMs = performance.now() - pauseStarted;
+      // ---- writes go to the new generation from here on.
+
+      await previous.root.close();
+      removeGeneration(this.directory, previousName);
+      return { fileBytesBefore, fileBytesAfter: fileSize(nextPath), pauseMs, journaledWrites: journal.writes.length, totalMs: performance.now() - started };
+    } catch (error) {
+      if (!swapped) {
+        this.journal = null;
+        if (staging) await staging.root.close();
+        removeGeneration(this.directory, nextName);
+      }
+      throw error;
+    }
+  }
+
+  private checkDefragmentLimits(journal: Journal, signal: AbortSignal | undefined): void {
+    signal?.throwIfAborted();
+    if (journal.bytes > DEFRAGMENT_JOURNAL_BYTES_MAX) {
+      throw new DefragmentError(`more than ${DEFRAGMENT_JOURNAL_BYTES_MAX} bytes were written while the copy ran; try again when the write load is lower`);
+    }
   }
 
   private readerOf(environment: Environment): KvReader {
@@ -222,14 +380,8 @@ export class LmdbKvStore implements KvStore {
 
   /** Resolves when every write committed so far is flushed to disk. */
   async flushed(): Promise<void> {
-    const root = this.environment.root;
-    if (this.syncMode === "commit") {
-      await root.flushed;
-      return;
-    }
-    // env.sync runs on LMDB's thread and covers every commit made before the call.
-    const sync = (root as unknown as { sync(callback: (error?: Error) => void): void }).sync.bind(root);
-    await new Promise<void>((resolve, reject) => sync((error) => (error ? reject(error) : resolve())));
+    // A defragmentation that swaps generations meanwhile fsyncs the new one before the swap, so the old one is enough.
+    await flushEnvironment(this.environment, this.syncMode);
   }
 
   /**
@@ -239,8 +391,12 @@ export class LmdbKvStore implements KvStore {
    * place (and removes the partial new one). Call mvcc.reload() afterwards.
    * `crashAt` is for tests: it stops right after that step, as a crash would.
    */
-  async installSnapshot(stream: AsyncIterable<Uint8Array>, options: { crashAt?: InstallStep } = {}): Promise<SnapshotHeader> {
+  installSnapshot(stream: AsyncIterable<Uint8Array>, options: { crashAt?: InstallStep } = {}): Promise<SnapshotHeader> {
     assert(!this.closed, "lmdb kv store used after close");
+    return this.withMaintenance(() => this.installSnapshotNow(stream, options));
+  }
+
+  private async installSnapshotNow(stream: AsyncIterable<Uint8Array>, options: { crashAt?: InstallStep }): Promise<SnapshotHeader> {
     const crash = (step: InstallStep): void => {
       if (options.crashAt === step) throw new SimulatedCrash(step);
     };
@@ -298,6 +454,53 @@ export class LmdbKvStore implements KvStore {
       await this.environment.root.close();
     })();
     return this.closing;
+  }
+}
+
+function replayWrites(environment: Environment, writes: readonly JournaledWrite[], from: number, to: number): void {
+  if (from >= to) return;
+  environment.root.transactionSync(() => {
+    for (let position = from; position < to; position++) {
+      const write = writes[position];
+      if (write.value === null) environment.tables[write.table].removeSync(write.key);
+      else environment.tables[write.table].putSync(write.key, write.value);
+    }
+  });
+}
+
+async function flushEnvironment(environment: Environment, syncMode: LmdbSyncMode): Promise<void> {
+  if (syncMode === "commit") {
+    await environment.root.flushed;
+    return;
+  }
+  const sync = (environment.root as unknown as { sync(callback: (error?: Error) => void): void }).sync.bind(environment.root);
+  await new Promise<void>((resolve, reject) => sync((error) => (error ? reject(error) : resolve())));
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** fsync through a descriptor of our own: it flushes every dirty page of the file, whoever wrote it. */
+function fsyncFileSync(path: string): void {
+  const descriptor = openSync(path, "r+");
+  try {
+    fsyncSync(descriptor);
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await openFile(path, "r+");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
