@@ -67,7 +67,7 @@ export interface GlobalFlags {
   insecureSkipTlsVerify?: boolean;
 }
 
-type OutputFormat = "table" | "json";
+export type OutputFormat = "table" | "json";
 
 /** A flag or argument the command cannot use; reported with exit code 2. */
 export class UsageError extends Error {
@@ -100,7 +100,7 @@ export function parseMemberId(text: string): bigint {
   return id;
 }
 
-function outputFormat(flags: GlobalFlags): OutputFormat {
+export function outputFormat(flags: GlobalFlags): OutputFormat {
   const format = flags.writeOut ?? "table";
   if (format !== "table" && format !== "json") throw new UsageError(`--write-out: expected table or json, got ${JSON.stringify(format)}`);
   return format;
@@ -199,7 +199,7 @@ function jsonMember(member: Member): Record<string, unknown> {
 // ------------------------------------------------------------------ running a command
 
 /** Runs `body` with a client, turning every failure into a clear message and its exit code. */
-async function withClient(name: string, flags: GlobalFlags, io: CommandIo, body: (client: Client, format: OutputFormat) => Promise<number>): Promise<number> {
+export async function withClient(name: string, flags: GlobalFlags, io: CommandIo, body: (client: Client, format: OutputFormat) => Promise<number>): Promise<number> {
   let client: Client | undefined;
   try {
     const format = outputFormat(flags);

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `cairn` command: `start` runs one member, `dev` a local cluster, and
- * the client commands (kv, member, status) talk to a running cluster.
+ * the client commands (kv, member, status, snapshot save) talk to a running
+ * cluster; snapshot status and restore work on files.
  */
 import { Command, Option } from "commander";
 import { ConfigError, OPTIONS, readConfigFile, readEnvironment, resolveConfig, type OptionName, type RawOptions } from "./config.js";
 import { runDev } from "./dev.js";
 import { runStart } from "./start.js";
 import { registerClientCommands } from "./client-commands.js";
+import { registerSnapshotCommands } from "./snapshot-commands.js";
 
 const program = new Command();
 program.name("cairn").description("Cairn: a strongly consistent key-value store that speaks etcd's v3 API").showHelpAfterError();
@@ -57,5 +59,6 @@ program.command("dev")
   });
 
 registerClientCommands(program);
+registerSnapshotCommands(program);
 
 await program.parseAsync(process.argv);

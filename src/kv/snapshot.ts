@@ -219,14 +219,29 @@ export class SnapshotDecoder {
   private header: SnapshotHeader | null = null;
   private trailer: SnapshotTotals | null = null;
   private readonly seen = { dataChunks: 0, records: 0, dataBytes: 0 };
+  private consumedBytes = 0;
+  private frameStart = 0;
+
+  /**
+   * Byte offset in the stream where the chunk being decoded starts (after an
+   * error: the chunk at fault, or where a truncated stream ended), so a tool
+   * reading a file can name the place.
+   */
+  get chunkOffset(): number {
+    return this.frameStart;
+  }
 
   push(piece: Uint8Array): SnapshotChunk[] {
     if (piece.length === 0) return [];
-    if (this.trailer !== null) throw new SnapshotCorruptError(this.expected, "bytes after the trailer");
+    if (this.trailer !== null) {
+      this.frameStart = this.consumedBytes;
+      throw new SnapshotCorruptError(this.expected, "bytes after the trailer");
+    }
     this.pending.push(piece);
     this.pendingBytes += piece.length;
     const chunks: SnapshotChunk[] = [];
     for (;;) {
+      this.frameStart = this.consumedBytes;
       if (this.pendingBytes < FRAME_HEADER_BYTES) break;
       const head = this.peek(FRAME_HEADER_BYTES);
       const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
@@ -238,7 +253,9 @@ export class SnapshotDecoder {
       if (this.pendingBytes < FRAME_HEADER_BYTES + payloadLength) break;
       const bytes = this.take(FRAME_HEADER_BYTES + payloadLength);
       chunks.push(this.decodeFrame(bytes));
+      this.consumedBytes += bytes.length;
       if (this.trailer !== null) {
+        this.frameStart = this.consumedBytes;
         if (this.pendingBytes > 0) throw new SnapshotCorruptError(this.expected, "bytes after the trailer");
         break;
       }

@@ -218,6 +218,22 @@ export class KvStateMachine implements GroupStateMachine {
     this.membersChanged();
   }
 
+  /**
+   * Replaces the membership outright, outside Raft, and clears the alarms:
+   * only for a member that is not running (`cairn snapshot restore` builds a
+   * new cluster's first state with it).
+   */
+  replaceMembership(members: readonly Member[], confState: ConfState): void {
+    const stale = [...this.membersById.keys()];
+    this.store.write((writer) => {
+      for (const id of stale) writer.delete(KvTable.Meta, memberKey(id));
+      for (const member of members) writer.put(KvTable.Meta, memberKey(member.id), encodeMember(member));
+      writer.put(KvTable.Meta, CONF_STATE_KEY, encodeConfState(confState));
+      writer.delete(KvTable.Meta, ALARMS_KEY);
+    });
+    this.loadMembership();
+  }
+
   async durableIndex(): Promise<LogIndex> {
     await this.store.flushed();
     return Math.max(this.durable, 0);

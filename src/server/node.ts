@@ -72,7 +72,7 @@ export class NodeStartError extends Error {
   override name = "NodeStartError";
 }
 
-interface Identity {
+export interface Identity {
   readonly clusterId: ClusterId;
   readonly memberId: NodeId;
 }
@@ -357,7 +357,7 @@ function sameUrls(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((url, position) => url === b[position]);
 }
 
-function foundingMembers(options: NodeOptions): Member[] {
+export function foundingMembers(options: Pick<NodeOptions, "initialCluster" | "initialClusterToken">): Member[] {
   return [...options.initialCluster].map(([name, urls]) => ({
     id: computeMemberId(urls, options.initialClusterToken),
     name,
@@ -422,7 +422,7 @@ function readIdentity(path: string): Identity {
   return { clusterId: toClusterId(BigInt(`0x${value.clusterId}`)), memberId: nodeId(BigInt(`0x${value.memberId}`)) };
 }
 
-function writeIdentity(path: string, identity: Identity, name: string): void {
+export function writeIdentity(path: string, identity: Identity, name: string): void {
   const temporary = `${path}.tmp`;
   writeFileSync(temporary, JSON.stringify({ format: IDENTITY_FORMAT, clusterId: identity.clusterId.toString(16), memberId: identity.memberId.toString(16), name }, null, 2) + "\n");
   const descriptor = openSync(temporary, "r");

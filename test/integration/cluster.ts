@@ -172,6 +172,8 @@ export interface ClusterOptions {
   /** How long to wait for another test cluster to stop; keep it below the calling hook's timeout. */
   readonly lockWaitMsMax?: number;
   readonly leaderWaitMsMax?: number;
+  /** Runs once the members' ports and data directories are chosen, before any starts (e.g. to restore their data directories). */
+  readonly prepare?: (cluster: Cluster) => Promise<void>;
 }
 
 const DEFAULT_LOCK_WAIT_MS_MAX = 240_000;
@@ -279,6 +281,7 @@ export class Cluster {
       }
       cluster = new Cluster(root, members, options);
       liveClusters.add(cluster);
+      await options.prepare?.(cluster);
       for (const member of members) cluster.spawn(member);
       await cluster.waitForLeader(options.leaderWaitMsMax ?? DEFAULT_LEADER_WAIT_MS_MAX);
       return cluster;
@@ -314,8 +317,16 @@ export class Cluster {
     return client;
   }
 
-  private startArguments(member: Member): string[] {
-    const initialCluster = this.members.map((other) => `${other.name}=${other.peerUrl}`).join(",");
+  /** The --initial-cluster value every member starts with. */
+  get initialCluster(): string {
+    return this.members.map((other) => `${other.name}=${other.peerUrl}`).join(",");
+  }
+
+  get initialClusterToken(): string {
+    return `integration-${process.pid}`;
+  }
+
+  private startArguments(member: Member, extraFlags: readonly string[]): string[] {
     const flags = [
       SERVER_MAIN, "start",
       "--name", member.name,
@@ -324,20 +335,20 @@ export class Cluster {
       "--advertise-client-urls", member.clientUrl,
       "--listen-peer-urls", member.peerUrl,
       "--initial-advertise-peer-urls", member.peerUrl,
-      "--initial-cluster", initialCluster,
+      "--initial-cluster", this.initialCluster,
       "--initial-cluster-state", "new",
-      "--initial-cluster-token", `integration-${process.pid}`,
+      "--initial-cluster-token", this.initialClusterToken,
       "--heartbeat-interval", String(this.heartbeatIntervalMs),
       "--election-timeout", String(this.electionTimeoutMs),
     ];
     if (this.options.metrics === true) flags.push("--listen-metrics-urls", member.metricsUrl);
-    return [...flags, ...(this.options.flags ?? [])];
+    return [...flags, ...(this.options.flags ?? []), ...extraFlags];
   }
 
-  private spawn(member: Member): void {
+  private spawn(member: Member, extraFlags: readonly string[] = []): void {
     assert(!member.running, `${member.name} is already running`);
     member.record(`--- harness: starting ${member.name} ---`);
-    const child = spawn(process.execPath, this.startArguments(member), { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, this.startArguments(member, extraFlags), { stdio: ["ignore", "pipe", "pipe"] });
     member.process = child;
     member.exited = new Promise((resolveExit) => child.once("exit", (code, signal) => resolveExit({ code, signal })));
     for (const stream of [child.stdout, child.stderr]) {
@@ -369,10 +380,10 @@ export class Cluster {
     }
   }
 
-  /** Starts a stopped member again on its own data directory and ports. */
-  restart(member: Member): void {
+  /** Starts a stopped member again on its own data directory and ports (with extra flags, e.g. --force-new-cluster, this time only). */
+  restart(member: Member, extraFlags: readonly string[] = []): void {
     member.closeStatusClient();
-    this.spawn(member);
+    this.spawn(member, extraFlags);
   }
 
   /**
