@@ -59,6 +59,18 @@ export interface KvBackend extends NodeIdentity {
   physicallyCompacted(revision: number, signal: AbortSignal): Promise<void>;
 }
 
+/**
+ * Leases: the KV backend (leases are commands of the KV state machine, and
+ * keep-alives go through Raft too, so a follower's keep-alive reaches the
+ * leader the way its writes do) plus what the member's clock knows.
+ */
+export interface LeaseBackend extends KvBackend {
+  /** Milliseconds left on the lease by this member's clock, or null when it does not know the lease. */
+  leaseRemainingMs(id: bigint): number | null;
+  /** etcd's minimum TTL (1.5 election timeouts, in whole seconds): shorter requests are raised to it. */
+  readonly leaseTtlSecondsMin: number;
+}
+
 export interface MemberInfo {
   readonly id: bigint;
   /** Empty until the member has started and published its name (as in etcd). */

@@ -16,7 +16,7 @@ import {
   type RangeRequest as KvRangeRequest, type RequestOp as KvRequestOp, type TxnRequest as KvTxnRequest,
 } from "../kv/command.js";
 import {
-  CompactedError, DuplicateKeyError, EmptyKeyError, FutureRevisionError, KeyNotFoundError, KvError, LeaseNotFoundError,
+  CompactedError, DuplicateKeyError, EmptyKeyError, FutureRevisionError, KeyNotFoundError, KvError, LeaseNotFoundError, LeaseExistsError, LeaseTtlTooLargeError,
   LeaseProvidedError, TooManyOperationsError, ValueProvidedError,
 } from "../kv/errors.js";
 import type {
@@ -230,6 +230,8 @@ const KV_ERROR_KINDS: ReadonlyArray<[new (...args: never[]) => KvError, EtcdErro
   [CompactedError, "compacted"],
   [FutureRevisionError, "futureRevision"],
   [LeaseNotFoundError, "leaseNotFound"],
+  [LeaseExistsError, "leaseExists"],
+  [LeaseTtlTooLargeError, "leaseTtlTooLarge"],
   [KeyNotFoundError, "keyNotFound"],
   [TooManyOperationsError, "tooManyOps"],
   [DuplicateKeyError, "duplicateKey"],

@@ -10,9 +10,11 @@ import {
 } from "../api/mod.js";
 import {
   BadLeaderTransfereeError, LearnerNotReadyError, MemberExistsError, MemberNotFoundError, MemberNotLearnerError,
-  PeerUrlExistsError, type ClusterBackend, type KvBackend, type MaintenanceBackend, type MemberInfo, type StatusInfo,
+  PeerUrlExistsError, type ClusterBackend, type KvBackend, type LeaseBackend, type MaintenanceBackend, type MemberInfo,
+  type StatusInfo,
 } from "../api/backend.js";
 import { KvService } from "../api/services/kv-service.js";
+import { LeaseService } from "../api/services/lease-service.js";
 import { ClusterService } from "../api/services/cluster-service.js";
 import { MaintenanceService } from "../api/services/maintenance-service.js";
 import { WatchService } from "../api/services/watch-service.js";
@@ -24,6 +26,7 @@ import { computeMemberId, encodeMemberContext } from "../server/membership.js";
 import { AlarmKind, alarmCommand, kvCommandBytes, memberPeerUrlsCommand } from "../server/kv-state-machine.js";
 import { RequestTimeoutError } from "../server/errors.js";
 import type { NodeMetrics } from "../server/metrics.js";
+import { LeaseKeeper } from "../server/lease-keeper.js";
 import type { NodeConfig } from "./config.js";
 import { AutoCompactor } from "./auto-compactor.js";
 import { Gauge } from "prom-client";
@@ -234,14 +237,50 @@ function attachWatchHub(node: CairnNode, config: Pick<NodeConfig, "watchBuffered
   return hub;
 }
 
+/** How often the lease keeper looks at the clock (expiry precision, and how soon a new leader notices it leads). */
+const LEASE_TICK_MS = 100;
+
+/**
+ * The lease clock of this member (server/lease-keeper.ts) and the Lease
+ * service's backend on top of the KV backend. Expiry and checkpoint
+ * commands go through the same propose path as clients' writes.
+ */
+export function startLeases(node: CairnNode, config: Pick<NodeConfig, "electionTimeoutMs" | "leaseCheckpointIntervalMs">, kv: KvBackend, log: (message: string) => void): {
+  backend: LeaseBackend; stop: () => void;
+} {
+  const machine = node.stateMachine;
+  const keeper = new LeaseKeeper({
+    mvcc: machine.mvcc,
+    nowMs: () => performance.now(),
+    isLeader: () => node.isLeader(),
+    appliedIndex: () => machine.mvcc.appliedIndex(),
+    propose: (command) => kv.propose(command, AbortSignal.timeout(5000 + 2 * config.electionTimeoutMs)),
+    promoteExtensionMs: config.electionTimeoutMs,
+    checkpointIntervalMs: config.leaseCheckpointIntervalMs,
+    log,
+  });
+  machine.onApplied((entries) => keeper.observe(entries));
+  const timer = setInterval(() => keeper.tick(), LEASE_TICK_MS);
+  timer.unref();
+  const backend: LeaseBackend = {
+    ...kv,
+    leaseRemainingMs: (id) => keeper.remainingMs(id),
+    // etcd: 1.5 election timeouts, rounded up to whole seconds.
+    leaseTtlSecondsMin: Math.max(1, Math.ceil((1.5 * config.electionTimeoutMs) / 1000)),
+  };
+  return { backend, stop: () => clearInterval(timer) };
+}
+
 export async function attachClientApi(node: CairnNode, config: NodeConfig, logger: Logger, metrics: NodeMetrics): Promise<ClientApi> {
   const backends = createBackends(node, config);
   const hub = attachWatchHub(node, config, metrics);
+  const leases = startLeases(node, config, backends.kv, (message) => logger.info(message));
   const handlers = {
     kv: new KvService(backends.kv, { rangeResponseBytesMax: config.maxResponseBytes, txnOpsMax: config.maxTxnOps }),
     watch: new WatchService({ ...backends.kv, hub, currentRevision: () => node.stateMachine.mvcc.currentRevision() }, {
       progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
     }),
+    lease: new LeaseService(leases.backend),
     cluster: new ClusterService(backends.cluster),
     maintenance: new MaintenanceService(backends.maintenance),
   };
@@ -271,6 +310,7 @@ export async function attachClientApi(node: CairnNode, config: NodeConfig, logge
     async close() {
       compactor.stop();
       stopQuota();
+      leases.stop();
       await Promise.all(servers.map((server) => server.close()));
     },
   };

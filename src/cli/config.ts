@@ -51,6 +51,8 @@ export interface NodeConfig {
   watchProgressNotifyIntervalMs: number;
   /** Events one watcher may hold in memory before it catches up from storage. */
   watchBufferedEventsMax: number;
+  /** How often the leader records remaining lease TTLs through Raft (etcd's lease checkpointing). */
+  leaseCheckpointIntervalMs: number;
   clientTls: TlsFiles;
   peerTls: TlsFiles;
   forceNewCluster: boolean;
@@ -76,6 +78,7 @@ export const OPTIONS = {
   "quota-backend-bytes": { kind: "integer", default: String(2 * 1024 ** 3), help: "raise the NOSPACE alarm when the store exceeds this size" },
   "max-request-bytes": { kind: "integer", default: String(limits.requestBytesMax), help: "largest client request the server accepts" },
   "max-txn-ops": { kind: "integer", default: String(limits.txnOpsMax), help: "most operations in one Txn" },
+  "experimental-lease-checkpoint-interval": { kind: "string", default: "5m", help: "how often the leader records remaining lease TTLs through Raft (e.g. 5m, 30s)" },
   "max-response-bytes": { kind: "integer", default: String(64 * 1024 * 1024), help: "largest Range response; larger ones are refused" },
   "auto-compaction-mode": { kind: "string", default: "periodic", help: "periodic | revision" },
   "auto-compaction-retention": { kind: "string", default: "0", help: "periodic: a duration (1h, 30m, or hours as a number); revision: revisions to keep; 0 disables" },
@@ -296,6 +299,7 @@ export function resolveConfig(layers: { file?: RawOptions; environment?: RawOpti
     listenMetricsUrls: parseUrls("listen-metrics-urls", text("listen-metrics-urls")),
     watchProgressNotifyIntervalMs: parseDurationMs("experimental-watch-progress-notify-interval", text("experimental-watch-progress-notify-interval"), 10),
     watchBufferedEventsMax: parseInteger("watch-buffered-events-max", merged["watch-buffered-events-max"], 1),
+    leaseCheckpointIntervalMs: parseDurationMs("experimental-lease-checkpoint-interval", text("experimental-lease-checkpoint-interval"), 100),
     clientTls,
     peerTls,
     forceNewCluster: parseBoolean("force-new-cluster", merged["force-new-cluster"]),

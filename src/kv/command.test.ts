@@ -35,6 +35,13 @@ const command: fc.Arbitrary<KvCommand> = fc.oneof(
   fc.record({ type: fc.constant("deleteRange" as const), request: deleteRange }),
   fc.record({ type: fc.constant("txn" as const), request: txn }),
   fc.record({ type: fc.constant("compact" as const), request: fc.record({ revision, physical: fc.boolean() }) }),
+  fc.record({ type: fc.constant("leaseGrant" as const), request: fc.record({ id: lease, ttlSeconds: revision }) }),
+  fc.record({ type: fc.constant("leaseRevoke" as const), request: fc.record({ id: lease, expiryIndex: revision }) }),
+  fc.record({ type: fc.constant("leaseRenew" as const), request: fc.record({ id: lease }) }),
+  fc.record({
+    type: fc.constant("leaseCheckpoint" as const),
+    request: fc.record({ asOfIndex: revision, checkpoints: fc.array(fc.record({ id: lease, remainingSeconds: revision }), { maxLength: 4 }) }),
+  }),
 );
 
 describe("the kv command codec", () => {

@@ -79,11 +79,54 @@ export interface CompactRequest {
   readonly physical: boolean;
 }
 
+/** A lease with a fixed id (the proposer picks one when the client did not) and TTL (already raised to the minimum). */
+export interface LeaseGrantRequest {
+  readonly id: bigint;
+  readonly ttlSeconds: number;
+}
+
+export interface LeaseIdRequest {
+  readonly id: bigint;
+}
+
+export interface LeaseRevokeRequest {
+  readonly id: bigint;
+  /**
+   * 0 for a client's revoke. For a revoke the leader's clock decided: the
+   * leader's applied index when it saw the lease run out. A lease renewed
+   * by a later entry was kept alive in time and survives the revoke.
+   */
+  readonly expiryIndex: number;
+}
+
+export interface LeaseCheckpoint {
+  readonly id: bigint;
+  /** Seconds the leader's clock had left on the lease. */
+  readonly remainingSeconds: number;
+}
+
+/**
+ * The leader's view of remaining TTLs, so a new leader (or a restarted
+ * cluster) continues from them instead of from the full TTL. `asOfIndex` is
+ * the leader's applied index when it measured: a lease renewed after that
+ * ignores its (older) checkpoint.
+ */
+export interface LeaseCheckpointRequest {
+  readonly asOfIndex: number;
+  readonly checkpoints: readonly LeaseCheckpoint[];
+}
+
 export type KvCommand =
   | { readonly type: "put"; readonly request: PutRequest }
   | { readonly type: "deleteRange"; readonly request: DeleteRangeRequest }
   | { readonly type: "txn"; readonly request: TxnRequest }
-  | { readonly type: "compact"; readonly request: CompactRequest };
+  | { readonly type: "compact"; readonly request: CompactRequest }
+  | { readonly type: "leaseGrant"; readonly request: LeaseGrantRequest }
+  /** Deletes the lease and every key attached to it, in one revision. */
+  | { readonly type: "leaseRevoke"; readonly request: LeaseRevokeRequest }
+  /** A keep-alive: the lease starts its full TTL again (replicated, so any member can take one). */
+  | { readonly type: "leaseRenew"; readonly request: LeaseIdRequest }
+  | { readonly type: "leaseCheckpoint"; readonly request: LeaseCheckpointRequest };
 
 /** Requests with every optional field defaulted, for callers and tests. */
 export function rangeRequest(key: Uint8Array, fields: Partial<RangeRequest> = {}): RangeRequest {
@@ -113,7 +156,9 @@ export const COMMAND_CODEC_VERSION = 1;
 /** Nesting depth of Txn inside Txn that decode accepts (bounds recursion on hostile input). */
 export const TXN_NESTING_MAX = 16;
 
-const CommandTag = { put: 1, deleteRange: 2, txn: 3, compact: 4, range: 5 } as const;
+const CommandTag = { put: 1, deleteRange: 2, txn: 3, compact: 4, range: 5, leaseGrant: 6, leaseRevoke: 7, leaseRenew: 8, leaseCheckpoint: 9 } as const;
+/** Checkpoints one entry carries at most (etcd batches 1000 per proposal too). */
+export const LEASE_CHECKPOINTS_PER_ENTRY_MAX = 1000;
 
 class Writer {
   private bytes = new Uint8Array(256);
@@ -228,6 +273,25 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       writer.u64(command.request.revision);
       writer.u8(command.request.physical ? 1 : 0);
       break;
+    case "leaseGrant":
+      writer.i64(command.request.id);
+      writer.u64(command.request.ttlSeconds);
+      break;
+    case "leaseRevoke":
+      writer.i64(command.request.id);
+      writer.u64(command.request.expiryIndex);
+      break;
+    case "leaseRenew":
+      writer.i64(command.request.id);
+      break;
+    case "leaseCheckpoint":
+      writer.u64(command.request.asOfIndex);
+      writer.u32(command.request.checkpoints.length);
+      for (const checkpoint of command.request.checkpoints) {
+        writer.i64(checkpoint.id);
+        writer.u64(checkpoint.remainingSeconds);
+      }
+      break;
   }
   return writer.finish();
 }
@@ -250,12 +314,36 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
       command = { type: "compact", request: { revision, physical: reader.bool("physical") } };
       break;
     }
+    case CommandTag.leaseGrant: {
+      const id = reader.i64("lease id");
+      command = { type: "leaseGrant", request: { id, ttlSeconds: reader.u64("lease ttl") } };
+      break;
+    }
+    case CommandTag.leaseRevoke: {
+      const id = reader.i64("lease id");
+      command = { type: "leaseRevoke", request: { id, expiryIndex: reader.u64("expiry index") } };
+      break;
+    }
+    case CommandTag.leaseRenew: command = { type: "leaseRenew", request: { id: reader.i64("lease id") } }; break;
+    case CommandTag.leaseCheckpoint: command = { type: "leaseCheckpoint", request: readCheckpoints(reader) }; break;
     default:
       reader.at -= 1;
       return reader.fail(`unknown command type ${tag}`);
   }
   if (reader.remaining !== 0) reader.fail(`${reader.remaining} trailing bytes`);
   return command;
+}
+
+function readCheckpoints(reader: Reader): LeaseCheckpointRequest {
+  const asOfIndex = reader.u64("checkpoint index");
+  const count = reader.u32("checkpoint count");
+  if (count > LEASE_CHECKPOINTS_PER_ENTRY_MAX) reader.fail(`${count} lease checkpoints in one entry (at most ${LEASE_CHECKPOINTS_PER_ENTRY_MAX})`);
+  const checkpoints: LeaseCheckpoint[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = reader.i64("checkpoint lease id");
+    checkpoints.push({ id, remainingSeconds: reader.u64("checkpoint remaining ttl") });
+  }
+  return { asOfIndex, checkpoints };
 }
 
 function writeRange(writer: Writer, request: RangeRequest): void {

@@ -51,6 +51,22 @@ export class LeaseNotFoundError extends KvError {
   }
 }
 
+export class LeaseExistsError extends KvError {
+  override name = "LeaseExistsError";
+  readonly grpcCode = "FailedPrecondition";
+  constructor(readonly lease: bigint) {
+    super("etcdserver: lease already exists");
+  }
+}
+
+export class LeaseTtlTooLargeError extends KvError {
+  override name = "LeaseTtlTooLargeError";
+  readonly grpcCode = "OutOfRange";
+  constructor(readonly ttlSeconds: number) {
+    super("etcdserver: too large lease TTL");
+  }
+}
+
 /** Put with ignore_value or ignore_lease on a key that does not exist. */
 export class KeyNotFoundError extends KvError {
   override name = "KeyNotFoundError";

@@ -1,6 +1,7 @@
 export * from "./command.js";
 export * from "./errors.js";
 export * from "./types.js";
+export { LEASE_TTL_SECONDS_MAX, leaseMetaKey, type LeaseInfo, type LeaseRecord } from "./lease.js";
 export { Mvcc, RangeStream, type MvccOptions } from "./mvcc.js";
 export type { RangeSummary } from "./range.js";
 export { validateCommand, KEY_INDEX_KEY_BYTES_MAX } from "./validate.js";

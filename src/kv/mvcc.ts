@@ -16,33 +16,31 @@ import { assert } from "../lib/assert.js";
 import { crc32c } from "../lib/crc32c.js";
 import type { Entry } from "../raft/types.js";
 import {
-  decodeCommand, CompareResult, CompareTarget, type Compare, type DeleteRangeRequest, type KvCommand, type PutRequest,
-  type RangeRequest, type RequestOp, type TxnRequest,
+  decodeCommand, deleteRangeRequest, CompareResult, CompareTarget, type Compare, type DeleteRangeRequest, type KvCommand,
+  type LeaseCheckpointRequest, type PutRequest, type RangeRequest, type RequestOp, type TxnRequest,
 } from "./command.js";
 import {
   compareBytes, decodeIndexValue, decodeKeyIndexKey, bytesEqual, encodeIndexValue, encodeRevisionRecord, escapeKey,
   keyIndexKey, revisionKey,
 } from "./encoding.js";
 import {
-  CommandDecodeError, CompactedError, FutureRevisionError, KeyNotFoundError, KvError, LeaseNotFoundError, StaleReadError,
+  CommandDecodeError, CompactedError, FutureRevisionError, KeyNotFoundError, KvError, LeaseExistsError, LeaseNotFoundError,
+  StaleReadError,
 } from "./errors.js";
+import { hitKey } from "./index-scan.js";
+import { LeaseTable, type LeaseInfo } from "./lease.js";
 import { indexBounds, newestAt, readValue, scanLive, toKeyValue, type IndexHit } from "./index-scan.js";
 import { KeyOrderedChunker, keyOrdered, rangeAll, selectSorted, summarize, type RangeSummary } from "./range.js";
 import {
   checkFormatVersion, decodeMetaNumber, encodeMetaNumber, KvTable, MetaKey, type KvReader, type KvStore, type KvWriter,
 } from "./store.js";
 import type {
-  AppliedEntry, ApplyOutcome, DeleteRangeResponse, HashKvResult, KeyValue, KvEvent, KvResponse, PutResponse,
-  RangeResponse, ResponseOp, TxnResponse,
+  AppliedEntry, ApplyOutcome, DeleteRangeResponse, HashKvResult, KeyValue, KvEvent, KvResponse, LeaseCheckpointResponse,
+  LeaseRevokeResponse, PutResponse, RangeResponse, ResponseOp, TxnResponse,
 } from "./types.js";
 import { checkKey, validateCommand } from "./validate.js";
 
 export interface MvccOptions {
-  /**
-   * Whether a lease exists. Absent until the lease table exists (a later
-   * issue): then any lease id is accepted and only recorded on the key.
-   */
-  readonly leaseExists?: (lease: bigint) => boolean;
   /** etcd's --max-txn-ops, checked again at apply. */
   readonly txnOpsMax?: number;
 }
@@ -79,6 +77,7 @@ export class Mvcc {
   private nextPinId = 1;
   private compactionPauses = 0;
   private generationValue = 0;
+  private leaseTable = new LeaseTable();
 
   constructor(readonly store: KvStore, private readonly options: MvccOptions = {}) {
     checkFormatVersion(store);
@@ -93,6 +92,26 @@ export class Mvcc {
     this.appliedTermValue = loaded.term;
     this.state = { currentRevision: loaded.currentRevision, compactRevision: loaded.compactRevision };
     assert(this.state.compactRevision <= this.state.currentRevision, "compact revision above current revision in meta");
+    this.loadLeases();
+  }
+
+  private loadLeases(): void {
+    const revision = this.state.currentRevision;
+    this.store.read((reader) => this.leaseTable.load(reader, function* () {
+      for (const hit of scanLive(reader, { start: new Uint8Array([0]) }, revision, false)) {
+        if (hit.index.lease !== 0n) yield { key: hitKey(hit), lease: hit.index.lease };
+      }
+    }));
+  }
+
+  /** A lease as the applied state has it (granted TTL, last checkpoint, attached keys), or null. */
+  lease(id: bigint): LeaseInfo | null {
+    return this.leaseTable.info(id);
+  }
+
+  /** Every lease's id. */
+  leaseIds(): bigint[] {
+    return this.leaseTable.ids();
   }
 
   appliedIndex(): number {
@@ -126,16 +145,23 @@ export class Mvcc {
     if (fresh.length === 0) return [];
     assert(fresh[0].index === this.applied + 1, () => `gap in applied entries: applied ${this.applied}, next ${fresh[0].index}`);
     const state: ApplyState = { ...this.state };
-    const results = this.store.write((writer) => {
-      const out: AppliedEntry[] = [];
-      for (const entry of fresh) out.push(this.applyEntry(writer, state, entry));
-      const last = fresh[fresh.length - 1];
-      writer.put(KvTable.Meta, MetaKey.appliedIndex, encodeMetaNumber(last.index));
-      writer.put(KvTable.Meta, MetaKey.appliedTerm, encodeMetaNumber(last.term));
-      writer.put(KvTable.Meta, MetaKey.currentRevision, encodeMetaNumber(state.currentRevision));
-      writer.put(KvTable.Meta, MetaKey.compactRevision, encodeMetaNumber(state.compactRevision));
-      return out;
-    });
+    let results: AppliedEntry[];
+    try {
+      results = this.store.write((writer) => {
+        const out: AppliedEntry[] = [];
+        for (const entry of fresh) out.push(this.applyEntry(writer, state, entry));
+        const last = fresh[fresh.length - 1];
+        writer.put(KvTable.Meta, MetaKey.appliedIndex, encodeMetaNumber(last.index));
+        writer.put(KvTable.Meta, MetaKey.appliedTerm, encodeMetaNumber(last.term));
+        writer.put(KvTable.Meta, MetaKey.currentRevision, encodeMetaNumber(state.currentRevision));
+        writer.put(KvTable.Meta, MetaKey.compactRevision, encodeMetaNumber(state.compactRevision));
+        return out;
+      });
+    } catch (error) {
+      // The lease cache was changed along with the transaction that did not commit: read it back as the store has it.
+      this.loadLeases();
+      throw error;
+    }
     // Only after the commit: a failed write leaves the cached state as the store has it.
     this.state = state;
     const last = fresh[fresh.length - 1];
@@ -156,12 +182,12 @@ export class Mvcc {
       if (!(error instanceof CommandDecodeError)) throw error;
       return { index: entry.index, term: entry.term, outcome: { ok: false, error }, revision: state.currentRevision, events: [] };
     }
-    const { outcome, events } = this.applyCommand(writer, state, command);
+    const { outcome, events } = this.applyCommand(writer, state, command, entry.index);
     return { index: entry.index, term: entry.term, outcome, revision: state.currentRevision, events };
   }
 
   /** Applies one command; on success state.currentRevision moves past its writes. Errors change nothing. */
-  private applyCommand(writer: KvWriter, state: ApplyState, command: KvCommand): { outcome: ApplyOutcome; events: KvEvent[] } {
+  private applyCommand(writer: KvWriter, state: ApplyState, command: KvCommand, index: number): { outcome: ApplyOutcome; events: KvEvent[] } {
     const context = new WriteContext(writer, state.currentRevision);
     let response: KvResponse;
     try {
@@ -188,6 +214,32 @@ export class Mvcc {
           response = { type: "compact", response: { revision: state.currentRevision, compactRevision: revision, physical: command.request.physical } };
           break;
         }
+        case "leaseGrant": {
+          const { id, ttlSeconds } = command.request;
+          if (this.leaseTable.has(id)) throw new LeaseExistsError(id);
+          this.leaseTable.put(writer, { id, ttlSeconds, remainingSeconds: 0, renewedIndex: index });
+          response = { type: "leaseGrant", response: { revision: state.currentRevision, id, ttlSeconds } };
+          break;
+        }
+        case "leaseRenew": {
+          const record = this.leaseTable.get(command.request.id);
+          if (record === undefined) throw new LeaseNotFoundError(command.request.id);
+          this.leaseTable.put(writer, { ...record, remainingSeconds: 0, renewedIndex: index });
+          response = { type: "leaseRenew", response: { revision: state.currentRevision, id: record.id, ttlSeconds: record.ttlSeconds } };
+          break;
+        }
+        case "leaseRevoke": {
+          const { id, expiryIndex } = command.request;
+          const record = this.leaseTable.get(id);
+          if (record === undefined) throw new LeaseNotFoundError(id);
+          response = expiryIndex > 0 && record.renewedIndex > expiryIndex
+            ? { type: "leaseRevoke", response: { revision: state.currentRevision, id, deleted: 0, revoked: false } }
+            : { type: "leaseRevoke", response: this.revokeLease(context, id) };
+          break;
+        }
+        case "leaseCheckpoint":
+          response = { type: "leaseCheckpoint", response: this.checkpointLeases(writer, command.request, state.currentRevision) };
+          break;
       }
     } catch (error) {
       if (!(error instanceof KvError)) throw error;
@@ -200,9 +252,27 @@ export class Mvcc {
   }
 
   private checkLease(lease: bigint): void {
-    if (lease !== 0n && this.options.leaseExists !== undefined && !this.options.leaseExists(lease)) {
-      throw new LeaseNotFoundError(lease);
+    if (lease !== 0n && !this.leaseTable.has(lease)) throw new LeaseNotFoundError(lease);
+  }
+
+  /** Deletes the lease's keys (in byte order, as etcd) and the lease, all in this command's one revision. */
+  private revokeLease(context: WriteContext, id: bigint): LeaseRevokeResponse {
+    let deleted = 0;
+    for (const key of this.leaseTable.attachedKeys(id)) deleted += this.deleteRange(context, deleteRangeRequest(key)).deleted;
+    this.leaseTable.delete(context.writer, id);
+    return { revision: context.readRevision, id, deleted, revoked: true };
+  }
+
+  private checkpointLeases(writer: KvWriter, request: LeaseCheckpointRequest, revision: number): LeaseCheckpointResponse {
+    let recorded = 0;
+    for (const checkpoint of request.checkpoints) {
+      const record = this.leaseTable.get(checkpoint.id);
+      // A lease renewed after the leader measured it starts from its full TTL again: the measurement is stale.
+      if (record === undefined || record.renewedIndex > request.asOfIndex) continue;
+      this.leaseTable.put(writer, { ...record, remainingSeconds: Math.min(checkpoint.remainingSeconds, record.ttlSeconds) });
+      recorded++;
     }
+    return { revision, recorded };
   }
 
   /** Checks that a put can run, against the state before the command (a txn never writes one key twice). */
@@ -235,6 +305,7 @@ export class Mvcc {
     context.writer.put(KvTable.Revisions, revisionKey(main, sub), encodeRevisionRecord({ tombstone: false, key: request.key, value, createRevision, version, lease }));
     context.writer.put(KvTable.KeyIndex, keyIndexKey(escaped, main, sub), encodeIndexValue({ tombstone: false, createRevision, version, lease, valueLength: value.length }));
     const kv: KeyValue = { key: request.key, value, createRevision, modRevision: main, version, lease };
+    this.leaseTable.move(request.key, live === null ? 0n : live.index.lease, lease);
     context.events.push({ type: "put", kv, prevKv });
     return { revision: main, prevKv: request.prevKv ? prevKv : null };
   }
@@ -251,6 +322,7 @@ export class Mvcc {
       context.writer.put(KvTable.Revisions, revisionKey(main, sub), encodeRevisionRecord({ tombstone: true, key: prevKv.key, value: EMPTY, createRevision: 0, version: 0, lease: 0n }));
       const escaped = hit.prefix.subarray(0, hit.prefix.length - 2);
       context.writer.put(KvTable.KeyIndex, keyIndexKey(escaped, main, sub), encodeIndexValue({ tombstone: true, createRevision: 0, version: 0, lease: 0n, valueLength: 0 }));
+      this.leaseTable.move(prevKv.key, hit.index.lease, 0n);
       context.events.push({ type: "delete", kv: { key: prevKv.key, value: EMPTY, createRevision: 0, modRevision: main, version: 0, lease: 0n }, prevKv });
       prevKvs.push(prevKv);
     }
@@ -483,6 +555,7 @@ export class Mvcc {
     this.applied = fresh.applied;
     this.appliedTermValue = fresh.appliedTermValue;
     this.state = fresh.state;
+    this.leaseTable = fresh.leaseTable;
     this.generationValue++;
     // Pins and pauses belonged to readers of the old state; those readers now fail with StaleReadError.
     this.pins.clear();

@@ -56,11 +56,38 @@ export interface CompactResponse {
   readonly physical: boolean;
 }
 
+export interface LeaseResponse {
+  /** The store's revision after the command. */
+  readonly revision: number;
+  readonly id: bigint;
+  /** The lease's granted TTL. */
+  readonly ttlSeconds: number;
+}
+
+export interface LeaseRevokeResponse {
+  readonly revision: number;
+  readonly id: bigint;
+  /** Keys deleted with the lease (all in `revision`). */
+  readonly deleted: number;
+  /** False when an expiry revoke found the lease renewed after the leader saw it expire: nothing was deleted. */
+  readonly revoked: boolean;
+}
+
+export interface LeaseCheckpointResponse {
+  readonly revision: number;
+  /** Checkpoints recorded; the others named a lease that is gone or was renewed since. */
+  readonly recorded: number;
+}
+
 export type KvResponse =
   | { readonly type: "put"; readonly response: PutResponse }
   | { readonly type: "deleteRange"; readonly response: DeleteRangeResponse }
   | { readonly type: "txn"; readonly response: TxnResponse }
-  | { readonly type: "compact"; readonly response: CompactResponse };
+  | { readonly type: "compact"; readonly response: CompactResponse }
+  | { readonly type: "leaseGrant"; readonly response: LeaseResponse }
+  | { readonly type: "leaseRenew"; readonly response: LeaseResponse }
+  | { readonly type: "leaseRevoke"; readonly response: LeaseRevokeResponse }
+  | { readonly type: "leaseCheckpoint"; readonly response: LeaseCheckpointResponse };
 
 export type ApplyOutcome =
   | { readonly ok: true; readonly response: KvResponse }

@@ -9,8 +9,10 @@ import { limits } from "../lib/limits.js";
 import type { KvCommand, RequestOp, TxnRequest } from "./command.js";
 import { compareBytes, escapeKey, KEY_INDEX_SUFFIX_BYTES } from "./encoding.js";
 import {
-  DuplicateKeyError, EmptyKeyError, KeyTooLongError, LeaseProvidedError, TooManyOperationsError, ValueProvidedError,
+  DuplicateKeyError, EmptyKeyError, KeyTooLongError, LeaseNotFoundError, LeaseProvidedError, LeaseTtlTooLargeError,
+  TooManyOperationsError, ValueProvidedError,
 } from "./errors.js";
+import { LEASE_TTL_SECONDS_MAX } from "./lease.js";
 
 /**
  * Longest encoded key-index key (escaped user key + 18 bytes) the store takes:
@@ -34,6 +36,15 @@ export function validateCommand(command: KvCommand, options: ValidateOptions = {
       checkIntervals(command.request.failure);
       break;
     case "compact": break;
+    case "leaseGrant":
+      // etcd's lessor refuses id 0 (it means "no lease") as not found.
+      if (command.request.id === 0n) throw new LeaseNotFoundError(0n);
+      if (command.request.ttlSeconds > LEASE_TTL_SECONDS_MAX) throw new LeaseTtlTooLargeError(command.request.ttlSeconds);
+      break;
+    case "leaseRevoke":
+    case "leaseRenew":
+    case "leaseCheckpoint":
+      break;
   }
 }
 

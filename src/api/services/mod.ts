@@ -3,6 +3,7 @@ export {
   KvService, RangeResponseTooLargeError, RANGE_RESPONSE_BYTES_MAX_DEFAULT, KEY_VALUE_FRAMING_BYTES_MAX, RANGE_CHUNK_KVS_MAX,
   RANGE_CHUNK_BYTES_MAX, STALE_READ_RETRIES_MAX, type KvServiceOptions,
 } from "./kv-service.js";
+export { LeaseService, generateLeaseId } from "./lease-service.js";
 export { ClusterService, checkPeerUrls, PEER_URLS_MAX } from "./cluster-service.js";
 export { MaintenanceService, alarmText, SNAPSHOT_MESSAGE_BYTES_MAX } from "./maintenance-service.js";
 export { headerOf } from "./common.js";
