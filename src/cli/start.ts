@@ -11,11 +11,6 @@ import { createLogger, layerLogger } from "./logger.js";
 import { attachClientApi } from "./client-api.js";
 
 export async function runStart(config: NodeConfig): Promise<number> {
-  if (config.forceNewCluster) {
-    // Accepting the flag and doing nothing would let an operator believe a lone survivor was recovered.
-    process.stderr.write("cairn start: --force-new-cluster is not implemented yet; restore the member from a snapshot or re-add it instead\n");
-    return 2;
-  }
   const logger = createLogger(config.logLevel, config.name);
   const metrics = new NodeMetrics();
   let node: CairnNode;
@@ -34,6 +29,7 @@ export async function runStart(config: NodeConfig): Promise<number> {
       snapshotCount: config.snapshotCount,
       snapshotBytes: config.snapshotBytes,
       walRepair: config.walRepair,
+      forceNewCluster: config.forceNewCluster,
       peerTls: config.peerTls.certFile === "" && config.peerTls.trustedCaFile === "" ? undefined : {
         certFile: config.peerTls.certFile === "" ? undefined : config.peerTls.certFile,
         keyFile: config.peerTls.keyFile === "" ? undefined : config.peerTls.keyFile,

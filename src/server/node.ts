@@ -60,6 +60,8 @@ export interface NodeOptions {
   readonly snapshotBytes?: number;
   readonly peerTls?: PeerTlsConfig;
   readonly walRepair?: boolean;
+  /** Restart a lone survivor as a one-member cluster (see forceNewCluster in raft-group.ts). */
+  readonly forceNewCluster?: boolean;
   readonly logger: NodeLogger;
   readonly metrics?: NodeMetrics;
   /** The member cannot go on without risking data (its Ready loop failed): the process should exit loudly. */
@@ -149,6 +151,7 @@ export class CairnNode {
       logger.info(`bootstrapped member ${identity.memberId.toString(16)} of new cluster ${identity.clusterId.toString(16)} with ${founding.length} members`);
     }
 
+    if (options.forceNewCluster === true && fresh) logger.warn("--force-new-cluster ignored: this member has no data yet");
     const store = LmdbKvStore.open(join(memberDirectory, "kv"));
     const stateMachine = new KvStateMachine(store);
     let group: RaftGroup | null = null;
@@ -194,6 +197,8 @@ export class CairnNode {
       onConfChange: () => node?.syncPeers(),
       onPersist: (milliseconds) => options.metrics?.walFsyncSeconds.observe(milliseconds / 1000),
       onFatal: (error) => options.onFatal?.(error),
+      // As in etcd, the flag only means something to a member that has data: a new one bootstraps normally.
+      forceNewCluster: options.forceNewCluster === true && !fresh,
     });
     node = new CairnNode(options, identity.clusterId, identity.memberId, wal, store, stateMachine, transport, group);
     stateMachine.onMembersChanged(() => node?.syncPeers());

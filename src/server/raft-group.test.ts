@@ -1,8 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { nodeId } from "../lib/ids.js";
-import { ConfChangeTransition, ConfChangeType } from "../raft/mod.js";
+import { clusterId, groupId, nodeId, type NodeId } from "../lib/ids.js";
+import { ConfChangeTransition, ConfChangeType, EntryType, bootstrapEntries, confState, decodeConfChange } from "../raft/mod.js";
+import { MemoryFileSystem } from "../storage/fs/mod.js";
+import { Wal } from "../storage/wal/mod.js";
+import { RaftGroup, forceNewCluster } from "./raft-group.js";
+import { wrapCommand } from "./envelope.js";
+import { createPrng } from "../lib/prng.js";
 import { NoLeaderError, RequestTimeoutError } from "./errors.js";
-import { InProcessCluster } from "./test-support.js";
+import { InProcessCluster, RegisterMachine } from "./test-support.js";
 
 const command = (text: string) => new TextEncoder().encode(text);
 let cluster: InProcessCluster | null = null;
@@ -128,5 +133,68 @@ describe("ReadIndex contexts", () => {
     raft.member(3).node.readIndex(readIndexContext(nodeId(3), 1n));
     raft.stabilize();
     expect(raft.member(2).reads.length + raft.member(3).reads.length).toBe(3);
+  });
+});
+
+describe("forceNewCluster", () => {
+  const group = groupId(0);
+  const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+
+  /** A WAL of a 3-voter cluster: bootstrap entries 1..3 and 4 committed, 5..6 written but never committed. */
+  async function survivorWal(): Promise<Wal> {
+    const wal = await Wal.open({ fileSystem: new MemoryFileSystem(), directory: "/wal", clusterId: clusterId(7), nodeId: nodeId(1) });
+    const entries = [
+      ...bootstrapEntries(confState([1, 2, 3])),
+      ...[4, 5, 6].map((index) => ({ index, term: 2, type: EntryType.Normal, data: wrapCommand(BigInt(index), command(`k=${index}`)) })),
+    ];
+    await wal.append([{ type: "entries", group, entries }, { type: "hardState", group, hardState: { term: 2, vote: nodeId(2), commit: 4 } }]);
+    return wal;
+  }
+
+  it("keeps the committed log, cuts the uncommitted tail, and commits the removal of every other member", async () => {
+    const wal = await survivorWal();
+    await forceNewCluster({ wal, group, stateMachine: new RegisterMachine(), memberId: nodeId(1), logger: quiet });
+    expect(wal.hardState(group)).toEqual({ term: 2, vote: nodeId(2), commit: 6 });
+    const tail = wal.entries(group, 5, 7);
+    expect(tail.map((entry) => entry.type)).toEqual([EntryType.ConfChange, EntryType.ConfChange]);
+    expect(tail.map((entry) => decodeConfChange(entry.data).changes)).toEqual([
+      [{ type: ConfChangeType.RemoveNode, nodeId: nodeId(2) }], [{ type: ConfChangeType.RemoveNode, nodeId: nodeId(3) }],
+    ]);
+    expect(wal.entries(group, 4, 5)[0].data).toEqual(wrapCommand(4n, command("k=4")));
+    await wal.close();
+  });
+
+  it("starts the survivor as a one-member cluster that elects itself and applies the committed entries", async () => {
+    const wal = await survivorWal();
+    const machine = new RegisterMachine();
+    const sent: NodeId[] = [];
+    const errors: string[] = [];
+    const opened = await RaftGroup.open({
+      memberId: nodeId(1), group, wal, stateMachine: machine, tickMs: 10, electionTicks: 10, heartbeatTicks: 1,
+      snapshotCount: 1000, requestTimeoutMs: 3000, random: createPrng(1), logger: { ...quiet, error: (message: string) => errors.push(message) },
+      send: (message) => sent.push(message.to),
+      sendSnapshot: () => Promise.reject(new Error("no peers")),
+      forceNewCluster: true,
+    });
+    opened.start();
+    try {
+      const deadline = Date.now() + 5000;
+      while (!opened.isLeader() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect({ leader: opened.isLeader(), errors, sent }).toEqual({ leader: true, errors: [], sent: [] });
+      expect(await opened.propose(command("k=new"))).toBe("4");
+      expect(machine.position.confState.voters).toEqual([nodeId(1)]);
+    } finally {
+      opened.stop();
+      await opened.idle();
+      await wal.close();
+    }
+  });
+
+  it("refuses a member that is not a voter of the committed configuration", async () => {
+    const wal = await survivorWal();
+    await expect(forceNewCluster({ wal, group, stateMachine: new RegisterMachine(), memberId: nodeId(9) as NodeId, logger: quiet }))
+      .rejects.toThrow("--force-new-cluster: this member (9) is not a voter of the committed configuration");
+    expect(wal.lastIndex(group)).toBe(6);
+    await wal.close();
   });
 });

@@ -9,7 +9,7 @@ import { assert } from "../lib/assert.js";
 import type { GroupId, LogIndex, NodeId, Term } from "../lib/ids.js";
 import type { Prng } from "../lib/prng.js";
 import {
-  decodeConfChange, EntryType, MessageType, RawNode, Role,
+  applyChange, ConfChangeTransition, ConfChangeType, decodeConfChange, encodeConfChange, EntryType, MessageType, RawNode, Role,
   type ConfChange, type ConfState, type Entry, type Message, type RaftLogger, type Ready, type SoftState,
 } from "../raft/mod.js";
 import type { Wal, WalRecord } from "../storage/wal/mod.js";
@@ -46,6 +46,8 @@ export interface GroupOptions {
   readonly onFatal?: (error: Error) => void;
   /** Observes WAL persist latency (for metrics and slow-disk warnings). */
   readonly onPersist?: (milliseconds: number, entries: number) => void;
+  /** --force-new-cluster: before starting, make this member the only one (see forceNewCluster). */
+  readonly forceNewCluster?: boolean;
 }
 
 interface Waiter {
@@ -114,6 +116,7 @@ export class RaftGroup {
     if (position.index < wal.firstIndex(group) - 1) {
       throw new Error(`group ${group}: the state machine is at ${position.index} but the WAL starts after ${wal.firstIndex(group) - 1}: the store lost writes it reported durable; restore this member from a snapshot`);
     }
+    if (options.forceNewCluster) await forceNewCluster(options);
     // The core learns its membership from the WAL's snapshot marker plus the conf changes after it, so it
     // starts applying right after that marker: entries the state machine already has are handed out again,
     // the state machine skips them, and the core re-applies the conf changes among them (as etcd does).
@@ -523,6 +526,53 @@ export class RaftGroup {
   get failure(): unknown {
     return this.loopError;
   }
+}
+
+/**
+ * --force-new-cluster, as etcd does it: keep everything committed, drop the
+ * uncommitted tail (no quorum ever acknowledged it), and append committed
+ * conf changes that remove every other member, one at a time (leaving a
+ * joint configuration first if the log ends in one). The core and the state
+ * machine then apply them like any other entries, so this member starts as a
+ * one-member cluster holding all the committed data, and members can be
+ * added back with member add. Only for a survivor whose quorum is gone for
+ * good: the removed members must not be started again with their old data.
+ */
+export async function forceNewCluster(options: Pick<GroupOptions, "wal" | "group" | "stateMachine" | "memberId" | "logger">): Promise<void> {
+  const { wal, group, stateMachine, memberId, logger } = options;
+  const hard = wal.hardState(group) ?? { term: 0, vote: 0n as NodeId, commit: 0 };
+  const position = stateMachine.applied();
+  // The membership in force at the commit index: the state machine's, plus the committed conf changes it has not applied.
+  let config = {
+    voters: [...position.confState.voters], votersOutgoing: [...position.confState.votersOutgoing],
+    learners: [...position.confState.learners], learnersNext: [...position.confState.learnersNext], autoLeave: position.confState.autoLeave,
+  };
+  const pending = hard.commit > position.index ? wal.entries(group, position.index + 1, hard.commit + 1) : [];
+  for (const entry of pending) if (entry.type === EntryType.ConfChange) config = applyChange(config, decodeConfChange(entry.data));
+  const changes: ConfChange[] = [];
+  const change = (next: ConfChange): void => {
+    config = applyChange(config, next);
+    changes.push(next);
+  };
+  if (config.votersOutgoing.length > 0) change({ transition: ConfChangeTransition.Auto, changes: [], context: EMPTY });
+  if (!config.voters.includes(memberId)) {
+    throw new Error(`--force-new-cluster: this member (${memberId.toString(16)}) is not a voter of the committed configuration; it cannot carry the cluster alone`);
+  }
+  for (const id of [...config.voters, ...config.learners]) {
+    if (id !== memberId) change({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, nodeId: id }], context: EMPTY });
+  }
+  const discarded = wal.lastIndex(group) - hard.commit;
+  const term = Math.max(hard.term, 1);
+  const entries: Entry[] = changes.map((next, position) => ({ index: hard.commit + 1 + position, term, type: EntryType.ConfChange, data: encodeConfChange(next) }));
+  // With nobody to remove, an empty entry still cuts the uncommitted tail.
+  if (entries.length === 0 && discarded > 0) entries.push({ index: hard.commit + 1, term, type: EntryType.Normal, data: EMPTY });
+  if (entries.length > 0) {
+    await wal.append([
+      { type: "entries", group, entries },
+      { type: "hardState", group, hardState: { term, vote: hard.vote, commit: hard.commit + entries.length } },
+    ]);
+  }
+  logger.warn(`--force-new-cluster: kept the log up to its commit index ${hard.commit}, discarded ${Math.max(0, discarded)} uncommitted entries, and committed the removal of ${changes.filter((next) => next.changes.length > 0).length} other members: this member now forms a cluster alone`);
 }
 
 /**
