@@ -245,6 +245,7 @@ const KV_GRPC_CODES: Record<KvError["grpcCode"], GrpcStatusCode> = {
   OutOfRange: GrpcStatus.outOfRange,
   NotFound: GrpcStatus.notFound,
   FailedPrecondition: GrpcStatus.failedPrecondition,
+  ResourceExhausted: GrpcStatus.resourceExhausted,
 };
 
 /**

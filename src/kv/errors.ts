@@ -4,7 +4,7 @@
  * the API layer answers with and `grpcMessage` the text etcd's server puts on
  * the wire (etcd prefixes some mvcc errors with "etcdserver: " there).
  */
-export type GrpcCodeName = "InvalidArgument" | "OutOfRange" | "NotFound" | "FailedPrecondition";
+export type GrpcCodeName = "InvalidArgument" | "OutOfRange" | "NotFound" | "FailedPrecondition" | "ResourceExhausted";
 
 export abstract class KvError extends Error {
   abstract readonly grpcCode: GrpcCodeName;
@@ -105,6 +105,20 @@ export class TooManyOperationsError extends KvError {
   readonly grpcCode = "InvalidArgument";
   constructor() {
     super("etcdserver: too many operations in txn request");
+  }
+}
+
+/**
+ * The ranges of a Txn would answer more than limits.txnRangeResponseBytesMax.
+ * Not an etcd error (etcd builds any answer whole and may run out of memory);
+ * refused before the Txn runs, the same way on every member, so nothing of
+ * the Txn is applied.
+ */
+export class TxnResponseTooLargeError extends KvError {
+  override name = "TxnResponseTooLargeError";
+  readonly grpcCode = "ResourceExhausted";
+  constructor(readonly responseBytes: number, readonly responseBytesMax: number) {
+    super(`cairn: txn range responses too large (at least ${responseBytes} bytes, limit ${responseBytesMax}); nothing was applied; narrow the ranges, set a limit, or ask for keys_only or count_only`);
   }
 }
 

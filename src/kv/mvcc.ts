@@ -14,6 +14,7 @@
  */
 import { assert } from "../lib/assert.js";
 import { crc32c } from "../lib/crc32c.js";
+import { limits } from "../lib/limits.js";
 import type { Entry } from "../raft/types.js";
 import {
   decodeCommand, deleteRangeRequest, CompareResult, CompareTarget, type Compare, type DeleteRangeRequest, type KvCommand,
@@ -25,7 +26,7 @@ import {
 } from "./encoding.js";
 import {
   CommandDecodeError, CompactedError, FutureRevisionError, KeyNotFoundError, KvError, LeaseExistsError, LeaseNotFoundError,
-  StaleReadError,
+  StaleReadError, TxnResponseTooLargeError,
 } from "./errors.js";
 import { hitKey } from "./index-scan.js";
 import { LeaseTable, type LeaseInfo } from "./lease.js";
@@ -43,6 +44,8 @@ import { checkKey, validateCommand } from "./validate.js";
 export interface MvccOptions {
   /** etcd's --max-txn-ops, checked again at apply. */
   readonly txnOpsMax?: number;
+  /** Bytes the ranges of one Txn may answer (default limits.txnRangeResponseBytesMax; must be equal on every member). */
+  readonly txnRangeResponseBytesMax?: number;
 }
 
 interface ApplyState {
@@ -68,6 +71,8 @@ class WriteContext {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Protobuf framing of one KeyValue in an answer beyond its key and value, at most (as the API's range cap counts it). */
+const TXN_KEY_VALUE_FRAMING_BYTES = 62;
 
 export class Mvcc {
   private state: ApplyState;
@@ -202,7 +207,7 @@ export class Mvcc {
           break;
         case "txn": {
           const path = this.txnPath(writer, command.request, state.currentRevision);
-          this.checkTxnPath(writer, command.request, path.slice(), state);
+          this.checkTxnPath(writer, command.request, path.slice(), state, { bytes: 0 });
           response = { type: "txn", response: this.txn(context, command.request, path, state.compactRevision) };
           break;
         }
@@ -339,15 +344,28 @@ export class Mvcc {
     return path;
   }
 
-  private checkTxnPath(reader: KvReader, request: TxnRequest, path: boolean[], state: ApplyState): void {
+  /**
+   * Checks every op on the txn's path before anything is written, so a
+   * refused txn changes nothing: revisions, puts, and the size of the range
+   * answers (measured on the key index, before any value is read; the txn's
+   * own writes can add at most its request size on top).
+   */
+  private checkTxnPath(reader: KvReader, request: TxnRequest, path: boolean[], state: ApplyState, answer: { bytes: number }): void {
     const succeeded = path.shift();
     assert(succeeded !== undefined, "txn path too short");
     for (const op of succeeded ? request.success : request.failure) {
       switch (op.type) {
-        case "range": this.checkRangeRevision(op.request.revision, state); break;
+        case "range": {
+          this.checkRangeRevision(op.request.revision, state);
+          const summary = summarize(reader, op.request, op.request.revision > 0 ? op.request.revision : state.currentRevision);
+          answer.bytes += summary.bytes + summary.kvCount * TXN_KEY_VALUE_FRAMING_BYTES;
+          const bytesMax = this.options.txnRangeResponseBytesMax ?? limits.txnRangeResponseBytesMax;
+          if (answer.bytes > bytesMax) throw new TxnResponseTooLargeError(answer.bytes, bytesMax);
+          break;
+        }
         case "put": this.checkPut(reader, op.request, state); break;
         case "deleteRange": break;
-        case "txn": this.checkTxnPath(reader, op.request, path, state); break;
+        case "txn": this.checkTxnPath(reader, op.request, path, state, answer); break;
       }
     }
   }

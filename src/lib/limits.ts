@@ -27,6 +27,13 @@ export const limits = {
   requestBytesMax: 1.5 * 1024 * 1024,
   /** Operations in one Txn (etcd's --max-txn-ops default). */
   txnOpsMax: 128,
+  /**
+   * Key and value bytes (plus framing) that the ranges of one Txn may
+   * answer. Checked in the state machine before the Txn runs, so it must be
+   * the same on every member: a constant, not a flag. etcd has no such bound
+   * and builds any Txn answer whole, on every member.
+   */
+  txnRangeResponseBytesMax: 64 * 1024 * 1024,
   /** Messages queued to one peer before new ones are dropped. */
   peerQueueMessagesMax: 4096,
   /** Bytes queued to one peer before new messages are dropped. */
