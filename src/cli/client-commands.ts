@@ -4,6 +4,7 @@
  *   cairn [--endpoints a,b] [-w table|json] [--command-timeout 5s] kv get <key> [--prefix] [--limit n] [--rev n] [--keys-only]
  *   cairn kv put <key> <value>
  *   cairn kv del <key> [--prefix]
+ *   cairn kv watch <key> [--prefix] [--rev n] [--prev-kv]   (until interrupted)
  *   cairn member list | add <name> --peer-urls u1,u2 [--learner] | remove <hex id> | promote <hex id>
  *   cairn status
  *
@@ -20,7 +21,7 @@
 import { readFileSync } from "node:fs";
 import { Option, type Command, type CommanderError } from "commander";
 import {
-  Client, EtcdClientError, GrpcStatus, IndeterminateError, InvalidEndpointError, InvalidRequestError, parseEndpoints,
+  Client, EtcdClientError, EventType, GrpcStatus, WatchCanceledError, WatchCompactedError, IndeterminateError, InvalidEndpointError, InvalidRequestError, parseEndpoints,
   type ClientOptions, type KeyValue, type Member, type ResponseHeader, type StatusResponse, type TlsOptions,
 } from "../client/mod.js";
 
@@ -221,6 +222,10 @@ function reportFailure(name: string, error: unknown, io: CommandIo): number {
     io.stderr(`cairn ${name}: OUTCOME UNKNOWN: the write may or may not have been applied.\n  ${error.message}\n  Read the key back before trying again.\n`);
     return EXIT_INDETERMINATE;
   }
+  if (error instanceof WatchCompactedError || error instanceof WatchCanceledError) {
+    io.stderr(`cairn ${name}: ${error.message}\n`);
+    return EXIT_FAILED;
+  }
   if (error instanceof EtcdClientError) {
     const where = error.endpoint === undefined ? "" : ` (from ${error.endpoint})`;
     const hint = error.code === GrpcStatus.unavailable && error.kind === undefined ? "\n  Is the cluster running? Check --endpoints or CAIRN_ENDPOINTS." : "";
@@ -276,6 +281,48 @@ export function kvDel(key: string, flags: { prefix?: boolean } & GlobalFlags, io
   return withClient("kv del", flags, io, async (client, format) => {
     const response = await client.kv.delete(key, { prefix: flags.prefix ?? false });
     io.stdout(format === "json" ? toJson({ header: jsonHeader(response.header), deleted: response.deleted }) : `${response.deleted}\n`);
+    return EXIT_OK;
+  });
+}
+
+export interface KvWatchFlags {
+  prefix?: boolean;
+  rev?: string;
+  prevKv?: boolean;
+}
+
+/**
+ * Prints every change to a key (or prefix) until `signal` aborts (Ctrl-C
+ * ends the process): one line per event, or one JSON object per update
+ * with -w json. A broken connection resumes on another endpoint from the
+ * last revision printed, so nothing is printed twice or skipped.
+ */
+export function kvWatch(key: string, flags: KvWatchFlags & GlobalFlags, io: CommandIo, signal?: AbortSignal): Promise<number> {
+  return withClient("kv watch", flags, io, async (client, format) => {
+    const startRevision = parseCount(flags.rev, "--rev");
+    const updates = client.watch.watch(key, { prefix: flags.prefix ?? false, startRevision, prevKv: flags.prevKv ?? false, signal });
+    for await (const update of updates) {
+      if (format === "json") {
+        io.stdout(toJson({
+          revision: update.revision,
+          events: update.events.map((event) => ({
+            type: event.type === EventType.delete ? "DELETE" : "PUT",
+            kv: event.kv === undefined ? null : jsonKeyValue(event.kv),
+            prev_kv: event.prevKv === undefined ? null : jsonKeyValue(event.prevKv),
+          })),
+        }).replace(/\n(?!$)\s*/g, ""));
+        continue;
+      }
+      for (const event of update.events) {
+        const kv = event.kv;
+        if (kv === undefined) continue;
+        const line = event.type === EventType.delete
+          ? `DELETE ${printable(kv.key)} (revision ${kv.modRevision})`
+          : `PUT ${printable(kv.key)} ${printable(kv.value)} (revision ${kv.modRevision}, version ${kv.version})`;
+        io.stdout(`${line}\n`);
+        if (event.prevKv !== undefined) io.stdout(`  previous: ${printable(event.prevKv.value)} (revision ${event.prevKv.modRevision})\n`);
+      }
+    }
     return EXIT_OK;
   });
 }
@@ -420,6 +467,12 @@ export function registerClientCommands(program: Command, io: CommandIo = process
     .option("--prefix", "every key starting with <key>")
     .exitOverride(usageExit)
     .action((key: string, _flags: object, command: Command) => run(command, (flags) => kvDel(key, flags, io)));
+  kv.command("watch").description("print every change to a key, or to every key with a prefix, until interrupted").argument("<key>")
+    .option("--prefix", "every key starting with <key>")
+    .option("--rev <revision>", "start at this revision (replays history from it)")
+    .option("--prev-kv", "also print each key's previous value")
+    .exitOverride(usageExit)
+    .action((key: string, _flags: KvWatchFlags, command: Command) => run(command, (flags) => kvWatch(key, flags, io)));
 
   const member = program.command("member").description("list and change the cluster's members").exitOverride(usageExit).configureHelp({ showGlobalOptions: true });
   member.command("list").description("list the members").exitOverride(usageExit)

@@ -99,6 +99,15 @@ interface MessageSink {
   message(body: Uint8Array): void;
   /** Gives the sink the means to pause the stream (for backpressure) and to cancel it. */
   attach?(controls: StreamControls): void;
+  /** For bidirectional calls: the request side stays open and the sink gets a way to send more requests. */
+  requests?(send: (framed: Uint8Array) => void): void;
+}
+
+/** A bidirectional call: more requests go out with send(); responses are read from `responses`. */
+export interface BidiCall<Request, Response> {
+  readonly responses: ResponseStream<Response>;
+  /** Sends one more request; false once the call is over. */
+  send(request: Request): boolean;
 }
 
 interface StreamControls {
@@ -143,6 +152,38 @@ export class Channel {
     };
     this.call(method, request, signal, deadlineAtMs, sink).then(() => stream.end(), (error: unknown) => stream.fail(error));
     return stream;
+  }
+
+  /**
+   * Opens a bidirectional stream with a first request. Later requests go
+   * out with send(); the responses arrive as for serverStream(), paced by
+   * the reader. The call ends when the signal aborts or the server ends it.
+   */
+  bidiStream<Request, Response>(method: MethodDescriptor<Request, Response>, firstRequest: Request, signal: AbortSignal): BidiCall<Request, Response> {
+    const responses = new ResponseStream<Response>();
+    let write: ((framed: Uint8Array) => void) | undefined;
+    // Requests sent before the stream is open wait here (a handful at most: the caller's own creates and cancels).
+    const early: Uint8Array[] = [];
+    let over = false;
+    const sink: MessageSink = {
+      message: (body) => responses.push(this.decode(method, body)),
+      attach: (controls) => responses.attach(controls),
+      requests: (send) => {
+        write = send;
+        for (const framed of early.splice(0)) send(framed);
+      },
+    };
+    this.call(method, firstRequest, signal, undefined, sink).then(() => responses.end(), (error: unknown) => responses.fail(error)).finally(() => (over = true));
+    return {
+      responses,
+      send: (request) => {
+        if (over) return false;
+        const framed = frameMessage(method.request, request);
+        if (write === undefined) early.push(framed);
+        else write(framed);
+        return true;
+      },
+    };
   }
 
   /** Closes the connection; calls on it fail. Idempotent; a closed channel opens no new connection. */
@@ -312,7 +353,14 @@ export class Channel {
           reject(new TransportError(address, !refused, refused ? `the server refused the stream unprocessed: ${reason}` : `connection lost: ${reason}`, { cause: streamError }));
         }
       });
-      stream.end(framed);
+      if (sink.requests === undefined) {
+        stream.end(framed);
+        return;
+      }
+      stream.write(framed);
+      sink.requests((more) => {
+        if (!stream.closed && !stream.destroyed) stream.write(more);
+      });
     });
   }
 }

@@ -15,6 +15,7 @@ import { parseEndpoints } from "./endpoint.js";
 import { InvalidRequestError } from "./errors.js";
 import { KvClient } from "./kv.js";
 import { MaintenanceClient } from "./maintenance.js";
+import { WatchClient } from "./watch.js";
 
 /** etcdctl's --command-timeout default. */
 export const COMMAND_TIMEOUT_MS_DEFAULT = 5000;
@@ -49,6 +50,7 @@ export class Client {
   readonly kv: KvClient;
   readonly cluster: ClusterClient;
   readonly maintenance: MaintenanceClient;
+  readonly watch: WatchClient;
   private readonly dispatcher: Dispatcher;
 
   constructor(options: ClientOptions) {
@@ -63,6 +65,7 @@ export class Client {
     this.kv = new KvClient(this.dispatcher);
     this.cluster = new ClusterClient(this.dispatcher);
     this.maintenance = new MaintenanceClient(this.dispatcher);
+    this.watch = new WatchClient(this.dispatcher);
   }
 
   /** The endpoints as "host:port", in the order given. */

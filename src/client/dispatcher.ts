@@ -18,7 +18,7 @@
 import type { EmptyRequest, ResponseHeader, StatusResponse } from "../api/mod.js";
 import { GrpcStatus } from "../api/mod.js";
 import { assert } from "../lib/assert.js";
-import { Channel, type ChannelOptions, type MethodDescriptor, type ResponseStream } from "./channel.js";
+import { Channel, type BidiCall, type ChannelOptions, type MethodDescriptor, type ResponseStream } from "./channel.js";
 import type { Endpoint } from "./endpoint.js";
 import { CallAbortedError, ClientClosedError, EtcdClientError, InvalidEndpointError, TransportError } from "./errors.js";
 import { clusterAndMaintenanceMethods } from "./methods.js";
@@ -163,6 +163,12 @@ export class Dispatcher {
     const timeoutMs = options.timeoutMs;
     const deadlineAtMs = timeoutMs === undefined || timeoutMs === 0 || !Number.isFinite(timeoutMs) ? undefined : Date.now() + timeoutMs;
     return channel.serverStream(method, request, this.callSignal(options.signal), deadlineAtMs);
+  }
+
+  /** Opens a bidirectional stream on one endpoint (no retries here: the caller knows how to resume it). */
+  bidiStreamAt<Request, Response>(channel: Channel, method: MethodDescriptor<Request, Response>, firstRequest: Request, options: DispatchOptions = {}): BidiCall<Request, Response> {
+    if (this.closed) throw new ClientClosedError();
+    return channel.bidiStream(method, firstRequest, this.callSignal(options.signal));
   }
 
   /** The endpoint for a call that should reach the leader, or any endpoint when the leader is not among them. */

@@ -98,7 +98,7 @@ function checkCount(name: string, value: number | undefined): number {
   return value;
 }
 
-function rangeEndOf(key: Uint8Array, options: KeyRangeOptions): Uint8Array {
+export function rangeEndOf(key: Uint8Array, options: KeyRangeOptions): Uint8Array {
   const chosen = [options.prefix === true, options.rangeEnd !== undefined, options.fromKey === true].filter(Boolean).length;
   if (chosen > 1) throw new InvalidRequestError("prefix, rangeEnd and fromKey exclude each other");
   if (options.prefix) return prefixEnd(key);

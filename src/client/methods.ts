@@ -19,6 +19,10 @@ export const kvMethods = {
   compact: methodDescriptor("KV", "Compact", etcdCodecs.compactionRequest, etcdCodecs.compactionResponse),
 };
 
+export const watchMethods = {
+  watch: methodDescriptor("Watch", "Watch", etcdCodecs.watchRequest, etcdCodecs.watchResponse),
+};
+
 function cold<Request, Response>(service: string, method: string, requestType: string, responseType: string): MethodDescriptor<Request, Response> {
   return methodDescriptor(service, method, reflectionCodec<Request>(`etcdserverpb.${requestType}`), reflectionCodec<Response>(`etcdserverpb.${responseType}`));
 }

@@ -10,9 +10,13 @@ export {
   type SortOrderName, type SortTargetName,
 } from "./kv.js";
 export { ClusterClient } from "./cluster.js";
+export {
+  WatchClient, WatchCompactedError, WatchCanceledError, WATCH_RETRY_BACKOFF_MS_MIN, WATCH_RETRY_BACKOFF_MS_MAX,
+  type WatchOptions, type WatchUpdate,
+} from "./watch.js";
 export { MaintenanceClient, type EndpointStatus, type EndpointOption } from "./maintenance.js";
 export { type DispatchOptions, ATTEMPTS_MAX, ATTEMPTS_MIN, ATTEMPTS_PER_ENDPOINT_MAX } from "./dispatcher.js";
-export { Channel, ResponseStream, STREAM_QUEUE_MESSAGES_MAX, type TlsOptions, type ChannelOptions, type MethodDescriptor } from "./channel.js";
+export { Channel, ResponseStream, type BidiCall, STREAM_QUEUE_MESSAGES_MAX, type TlsOptions, type ChannelOptions, type MethodDescriptor } from "./channel.js";
 export { parseEndpoint, parseEndpoints, ENDPOINTS_MAX, type Endpoint } from "./endpoint.js";
 export { judgeFailure, type CallKind, type Verdict } from "./retry-policy.js";
 export {
@@ -20,7 +24,7 @@ export {
 } from "./errors.js";
 export type {
   KeyValue, ResponseHeader, RangeResponse, PutResponse, DeleteRangeResponse, TxnRequest, TxnResponse, RequestOp, ResponseOp,
-  Compare, CompactionResponse, Member, MemberAddResponse, MembersResponse, StatusResponse, HashKVResponse, SnapshotResponse,
+  Compare, CompactionResponse, Event, WatchResponse, Member, MemberAddResponse, MembersResponse, StatusResponse, HashKVResponse, SnapshotResponse,
   EtcdErrorKind, GrpcStatusCode,
 } from "../api/mod.js";
-export { GrpcStatus } from "../api/mod.js";
+export { GrpcStatus, EventType } from "../api/mod.js";
