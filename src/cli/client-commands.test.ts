@@ -151,6 +151,8 @@ describe("cairn kv, member and status against an in-process cluster", () => {
     const cases: Array<[string[], RegExp]> = [
       [["kv", "get", "k", "--limit", "ten"], /--limit: expected a non-negative integer/],
       [["kv", "get", "k", "-w", "yaml"], /--write-out: expected table or json/],
+      [["kv", "watch", "k", "--rev", "-3"], /--rev: expected a non-negative integer/],
+      [["kv", "watch", "k", "--rev", "soon"], /--rev: expected a non-negative integer/],
       [["kv", "get", "k", "--command-timeout", "soon"], /--command-timeout/],
       [["kv", "get", "k", "--endpoints", "ftp://x:1"], /--endpoints: invalid endpoint/],
       [["member", "remove", "not-hex"], /member id: expected a hexadecimal id/],

@@ -25,6 +25,15 @@ describe("node configuration", () => {
     expect(config.initialCluster.get("default")?.map(String)).toEqual(["http://127.0.0.1:2380/"]);
   });
 
+  it("reads the watch flags, and refuses a progress interval without a unit or a buffer bound of zero", () => {
+    expect(resolveConfig({})).toMatchObject({ watchProgressNotifyIntervalMs: 600_000, watchBufferedEventsMax: 4096 });
+    expect(resolveConfig({ flags: { "experimental-watch-progress-notify-interval": "250ms", "watch-buffered-events-max": "64" } }))
+      .toMatchObject({ watchProgressNotifyIntervalMs: 250, watchBufferedEventsMax: 64 });
+    expect(() => resolveConfig({ flags: { "experimental-watch-progress-notify-interval": "10" } })).toThrow(/is not a duration/);
+    expect(() => resolveConfig({ flags: { "experimental-watch-progress-notify-interval": "1ms" } })).toThrow(/below the minimum/);
+    expect(() => resolveConfig({ flags: { "watch-buffered-events-max": "0" } })).toThrow(ConfigError);
+  });
+
   it("layers file < environment < flags", () => {
     const path = join(folder, "layers.yaml");
     writeFileSync(path, "name: n1\nheartbeat-interval: 50\nelection-timeout: 500\nsnapshot-count: 7\nlisten-peer-urls: http://127.0.0.1:12380\n");

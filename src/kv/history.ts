@@ -23,6 +23,13 @@ export interface HistoryBudget {
   readonly eventsMax: number;
   /** Revision records examined, matching or not, after which the walk stops (at the end of that revision). */
   readonly recordsMax: number;
+  /** Key, value and previous-value bytes of matching events after which the walk stops (at the end of that revision). */
+  readonly bytesMax: number;
+}
+
+/** The bytes an event holds beyond its fixed fields: what a bound on buffered or delivered events must count. */
+export function eventBytes(event: KvEvent): number {
+  return event.kv.key.length + event.kv.value.length + (event.prevKv === null ? 0 : event.prevKv.key.length + event.prevKv.value.length);
 }
 
 /**
@@ -35,18 +42,19 @@ export interface HistoryBudget {
 export function readHistory(
   reader: KvReader, from: number, to: number, accepts: (event: KvEvent) => boolean, budget: HistoryBudget, prevKv: boolean,
 ): { revisions: RevisionEvents[]; lastRevision: number } {
-  assert(from > 0 && budget.eventsMax > 0 && budget.recordsMax > 0, "readHistory needs a positive start and budget");
+  assert(from > 0 && budget.eventsMax > 0 && budget.recordsMax > 0 && budget.bytesMax > 0, "readHistory needs a positive start and budget");
   const revisions: RevisionEvents[] = [];
   if (to < from) return { revisions, lastRevision: to };
   let current: { revision: number; events: KvEvent[] } | null = null;
   let count = 0;
   let examined = 0;
+  let bytes = 0;
   let lastRevision = to;
   for (const entry of reader.range(KvTable.Revisions, { start: revisionKey(from, 0), end: revisionKey(to + 1, 0) })) {
     const { main } = decodeRevisionKey(entry.key);
     if (current !== null && main !== current.revision) {
       if (current.events.length > 0) revisions.push(current);
-      if (count >= budget.eventsMax || examined >= budget.recordsMax) {
+      if (count >= budget.eventsMax || examined >= budget.recordsMax || bytes >= budget.bytesMax) {
         lastRevision = current.revision;
         current = null;
         break;
@@ -59,6 +67,7 @@ export function readHistory(
     if (accepts(event)) {
       current.events.push(event);
       count++;
+      bytes += eventBytes(event);
     }
   }
   if (current !== null && current.events.length > 0) revisions.push(current);

@@ -15,6 +15,7 @@ export {
 } from "./snapshot.js";
 export {
   WatchHub, Watcher, EmptyWatcherRangeError, keyInRange, WATCH_DELIVERY_EVENTS_MAX_DEFAULT, WATCH_HISTORY_RECORDS_MAX_DEFAULT,
+  WATCH_BUFFERED_BYTES_MAX_DEFAULT, WATCH_DELIVERY_BYTES_MAX_DEFAULT,
   type WatchHubOptions, type WatchSpec, type WatchDelivery, type WatchableMvcc,
 } from "./watch-hub.js";
-export { readHistory, type RevisionEvents, type HistoryBudget } from "./history.js";
+export { readHistory, eventBytes, type RevisionEvents, type HistoryBudget } from "./history.js";

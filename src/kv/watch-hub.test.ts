@@ -7,9 +7,9 @@ import type { AppliedEntry, KvEvent } from "./types.js";
 import { EmptyWatcherRangeError, WatchHub, type WatchDelivery, type WatchSpec, type Watcher } from "./watch-hub.js";
 
 /** An MVCC whose applied entries reach the hub, as KvStateMachine.onApplied wires them. */
-function setup(bufferedEventsMax = 100, deliveryEventsMax = 1000) {
+function setup(bufferedEventsMax = 100, deliveryEventsMax = 1000, byteLimits: { bufferedBytesMax?: number; deliveryBytesMax?: number } = {}) {
   const mvcc = new Mvcc(new MemoryKvStore());
-  const hub = new WatchHub(mvcc, { bufferedEventsMax, deliveryEventsMax, historyRecordsMax: 50 });
+  const hub = new WatchHub(mvcc, { bufferedEventsMax, deliveryEventsMax, historyRecordsMax: 50, ...byteLimits });
   const feed = (applied: AppliedEntry): AppliedEntry => {
     hub.applied([applied]);
     return applied;
@@ -209,6 +209,24 @@ describe("WatchHub", () => {
     expect(slow.synced).toBe(true);
     t.put("load/0", "after");
     expect(eventsOf(drainAll(t.hub, slow)).map((event) => event.kv.modRevision)).toEqual([2002]);
+  });
+
+  it("bounds a watcher's memory by bytes as well as events, and hands out deliveries of bounded size", () => {
+    const t = setup(1000, 1000, { bufferedBytesMax: 10_000, deliveryBytesMax: 4000 });
+    const watcher = t.hub.watch(spec("big/", { prefix: true }), () => {});
+    const value = "x".repeat(1000);
+    let peakBytes = 0;
+    for (let i = 0; i < 100; i++) {
+      t.put(`big/${i % 10}`, value);
+      peakBytes = Math.max(peakBytes, t.hub.bufferedEvents() * (value.length + 5));
+    }
+    // 9 puts of 1005 bytes fit in 10,000 bytes; the 10th does not.
+    expect(t.hub.bufferedEventsPeak()).toBe(9);
+    expect(peakBytes).toBeLessThanOrEqual(10_000);
+    expect(watcher.synced).toBe(false);
+    const deliveries = drainAll(t.hub, watcher);
+    for (const delivery of deliveries) expect(delivery.kind === "events" && delivery.events.length).toBeLessThanOrEqual(4);
+    expect(eventsOf(deliveries).map((event) => event.kv.modRevision)).toEqual(Array.from({ length: 100 }, (_, i) => i + 2));
   });
 
   it("moves a watcher to storage when one txn is larger than its whole buffer, and delivers that txn whole", () => {

@@ -25,7 +25,7 @@
  */
 import { assert } from "../lib/assert.js";
 import { compareBytes } from "./encoding.js";
-import { readHistory } from "./history.js";
+import { eventBytes, readHistory } from "./history.js";
 import type { KvStore } from "./store.js";
 import type { AppliedEntry, KvEvent } from "./types.js";
 
@@ -39,13 +39,19 @@ export interface WatchableMvcc {
 export interface WatchHubOptions {
   /** Events one watcher may hold in memory; beyond it the watcher catches up from storage. */
   readonly bufferedEventsMax: number;
+  /** Key and value bytes one watcher may hold in memory (values can be large, so counting events is not enough). */
+  readonly bufferedBytesMax?: number;
   /** Matching events one take() hands out at most (whole revisions: a revision larger than this comes alone). */
   readonly deliveryEventsMax?: number;
+  /** Key and value bytes after which one take() stops adding revisions. */
+  readonly deliveryBytesMax?: number;
   /** Revision records one history read examines at most, so one slow watcher never holds the event loop long. */
   readonly historyRecordsMax?: number;
 }
 
 export const WATCH_DELIVERY_EVENTS_MAX_DEFAULT = 1000;
+export const WATCH_BUFFERED_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
+export const WATCH_DELIVERY_BYTES_MAX_DEFAULT = 1024 * 1024;
 export const WATCH_HISTORY_RECORDS_MAX_DEFAULT = 10_000;
 
 export interface WatchSpec {
@@ -76,6 +82,7 @@ export class EmptyWatcherRangeError extends Error {
 interface Batch {
   readonly revision: number;
   readonly events: readonly KvEvent[];
+  readonly bytes: number;
 }
 
 export class Watcher {
@@ -85,6 +92,7 @@ export class Watcher {
   canceled = false;
   private readonly buffer: Batch[] = [];
   private bufferedValue = 0;
+  private bufferedBytesValue = 0;
 
   constructor(
     readonly id: number,
@@ -114,34 +122,40 @@ export class Watcher {
   }
 
   /** Appends one revision's events; false (and nothing appended) when they do not fit. */
-  offer(batch: Batch, bufferedEventsMax: number): boolean {
+  offer(batch: Batch, bufferedEventsMax: number, bufferedBytesMax: number): boolean {
     if (this.bufferedValue + batch.events.length > bufferedEventsMax) return false;
+    if (this.bufferedBytesValue + batch.bytes > bufferedBytesMax) return false;
     const wasEmpty = this.buffer.length === 0;
     this.buffer.push(batch);
     this.bufferedValue += batch.events.length;
+    this.bufferedBytesValue += batch.bytes;
     if (wasEmpty) this.onReady();
     return true;
   }
 
-  /** Up to `eventsMax` buffered events (whole revisions, at least one), oldest first. */
-  drain(eventsMax: number): Batch | null {
+  /** Up to `eventsMax` buffered events and about `bytesMax` bytes (whole revisions, at least one), oldest first. */
+  drain(eventsMax: number, bytesMax: number): Batch | null {
     if (this.buffer.length === 0) return null;
     const events: KvEvent[] = [];
     let revision = 0;
-    while (this.buffer.length > 0 && (events.length === 0 || events.length + this.buffer[0].events.length <= eventsMax)) {
+    let bytes = 0;
+    while (this.buffer.length > 0 && (events.length === 0 || (events.length + this.buffer[0].events.length <= eventsMax && bytes + this.buffer[0].bytes <= bytesMax))) {
       const batch = this.buffer.shift() as Batch;
       assert(batch.revision > revision, "buffered revisions out of order");
       revision = batch.revision;
       events.push(...batch.events);
+      bytes += batch.bytes;
       this.bufferedValue -= batch.events.length;
+      this.bufferedBytesValue -= batch.bytes;
     }
-    assert(this.bufferedValue >= 0, "buffered event count below zero");
-    return { revision, events };
+    assert(this.bufferedValue >= 0 && this.bufferedBytesValue >= 0, "buffered event count below zero");
+    return { revision, events, bytes };
   }
 
   clear(): void {
     this.buffer.length = 0;
     this.bufferedValue = 0;
+    this.bufferedBytesValue = 0;
   }
 }
 
@@ -157,7 +171,9 @@ export class WatchHub {
   private readonly synced = new Set<Watcher>();
   private nextId = 1;
   private readonly bufferedEventsMax: number;
+  private readonly bufferedBytesMax: number;
   private readonly deliveryEventsMax: number;
+  private readonly deliveryBytesMax: number;
   private readonly historyRecordsMax: number;
   private bufferedTotal = 0;
   private peak = 0;
@@ -166,7 +182,9 @@ export class WatchHub {
   constructor(private readonly mvcc: WatchableMvcc, options: WatchHubOptions) {
     assert(Number.isInteger(options.bufferedEventsMax) && options.bufferedEventsMax > 0, "bufferedEventsMax must be a positive integer");
     this.bufferedEventsMax = options.bufferedEventsMax;
+    this.bufferedBytesMax = options.bufferedBytesMax ?? WATCH_BUFFERED_BYTES_MAX_DEFAULT;
     this.deliveryEventsMax = options.deliveryEventsMax ?? WATCH_DELIVERY_EVENTS_MAX_DEFAULT;
+    this.deliveryBytesMax = options.deliveryBytesMax ?? WATCH_DELIVERY_BYTES_MAX_DEFAULT;
     this.historyRecordsMax = options.historyRecordsMax ?? WATCH_HISTORY_RECORDS_MAX_DEFAULT;
   }
 
@@ -213,13 +231,16 @@ export class WatchHub {
     // Revisions with events come one apart, so a synced watcher is owed exactly this one: anything else is a gap.
     assert(revision === watcher.nextRevision, () => `synced watcher at ${watcher.nextRevision} offered revision ${revision}`);
     const matching: KvEvent[] = [];
+    let bytes = 0;
     for (const event of events) {
       if (!watcher.accepts(event)) continue;
       // The applied events always carry the previous key; a watcher that did not ask for it does not get it.
-      matching.push(watcher.spec.prevKv || event.prevKv === null ? event : { ...event, prevKv: null });
+      const owed = watcher.spec.prevKv || event.prevKv === null ? event : { ...event, prevKv: null };
+      matching.push(owed);
+      bytes += eventBytes(owed);
     }
     if (matching.length > 0) {
-      if (!watcher.offer({ revision, events: matching }, this.bufferedEventsMax)) {
+      if (!watcher.offer({ revision, events: matching, bytes }, this.bufferedEventsMax, this.bufferedBytesMax)) {
         // Too far behind: stop buffering; it reads this revision and what follows from storage.
         watcher.synced = false;
         this.synced.delete(watcher);
@@ -250,7 +271,7 @@ export class WatchHub {
    */
   take(watcher: Watcher): WatchDelivery | null {
     if (watcher.canceled) return null;
-    const buffered = watcher.drain(this.deliveryEventsMax);
+    const buffered = watcher.drain(this.deliveryEventsMax, this.deliveryBytesMax);
     if (buffered !== null) {
       this.bufferedTotal -= buffered.events.length;
       return { kind: "events", revision: buffered.revision, events: buffered.events };
@@ -265,7 +286,7 @@ export class WatchHub {
     const from = watcher.nextRevision;
     const { revisions, lastRevision } = this.mvcc.store.read((reader) => readHistory(
       reader, from, current, (event) => watcher.accepts(event),
-      { eventsMax: this.deliveryEventsMax, recordsMax: this.historyRecordsMax }, watcher.spec.prevKv,
+      { eventsMax: this.deliveryEventsMax, recordsMax: this.historyRecordsMax, bytesMax: this.deliveryBytesMax }, watcher.spec.prevKv,
     ));
     watcher.nextRevision = lastRevision + 1;
     if (watcher.nextRevision > current) {
