@@ -8,6 +8,7 @@ import { ProtoReader, WireType } from "../../src/api/protobuf/wire.js";
 
 export const PUT_PATH = "/etcdserverpb.KV/Put";
 export const STATUS_PATH = "/etcdserverpb.Maintenance/Status";
+export const COMPACT_PATH = "/etcdserverpb.KV/Compact";
 export const GRPC_REQUEST_HEADERS = { ":method": "POST", "content-type": "application/grpc", te: "trailers" } as const;
 
 const GRPC_PREFIX_BYTES = 5;
@@ -74,6 +75,15 @@ export class PutRequestEncoder {
   }
 }
 
+/** A framed CompactionRequest: revision = field 1, physical = field 2. */
+export function compactionRequest(revision: number, physical: boolean): Buffer {
+  const body = Buffer.of(0x08, ...varint(revision), ...(physical ? [0x10, 0x01] : []));
+  const framed = Buffer.alloc(GRPC_PREFIX_BYTES + body.length);
+  framed.writeUInt32BE(body.length, 1);
+  body.copy(framed, GRPC_PREFIX_BYTES);
+  return framed;
+}
+
 /** The message bodies of a length-prefixed gRPC response (compression is never negotiated here). */
 export function unframe(bytes: Buffer): Buffer[] {
   const messages: Buffer[] = [];
@@ -92,6 +102,8 @@ export function unframe(bytes: Buffer): Buffer[] {
 
 export interface MemberStatus {
   memberId: bigint;
+  /** The store's current revision (header.revision). */
+  revision: number;
   leaderId: bigint;
   raftTerm: number;
   raftIndex: number;
@@ -100,7 +112,7 @@ export interface MemberStatus {
 
 /** The fields of a Maintenance StatusResponse the benchmark needs (member id comes from its header). */
 export function decodeStatusResponse(body: Uint8Array): MemberStatus {
-  const status: MemberStatus = { memberId: 0n, leaderId: 0n, raftTerm: 0, raftIndex: 0, version: "" };
+  const status: MemberStatus = { memberId: 0n, revision: 0, leaderId: 0n, raftTerm: 0, raftIndex: 0, version: "" };
   const reader = new ProtoReader(body);
   while (reader.nextField()) {
     switch (reader.fieldNumber) {
@@ -111,6 +123,9 @@ export function decodeStatusResponse(body: Uint8Array): MemberStatus {
           if (header.fieldNumber === 2) {
             header.expect(WireType.varint, "header.member_id");
             status.memberId = header.uint64Bigint();
+          } else if (header.fieldNumber === 3) {
+            header.expect(WireType.varint, "header.revision");
+            status.revision = header.int64Number();
           } else header.skip();
         }
         break;
