@@ -1,10 +1,11 @@
 /**
- * Client commands (kv, member, status): thin wrappers over src/client.
+ * Client commands (kv, lease, member, status): thin wrappers over src/client.
  *
  *   cairn [--endpoints a,b] [-w table|json] [--command-timeout 5s] kv get <key> [--prefix] [--limit n] [--rev n] [--keys-only]
  *   cairn kv put <key> <value>
  *   cairn kv del <key> [--prefix]
  *   cairn kv watch <key> [--prefix] [--rev n] [--prev-kv]   (until interrupted)
+ *   cairn lease grant <ttl seconds> | revoke <hex id> | keep-alive <hex id> [--once] | timetolive <hex id> [--keys] | list
  *   cairn member list | add <name> --peer-urls u1,u2 [--learner] | remove <hex id> | promote <hex id>
  *   cairn status
  *
@@ -21,7 +22,7 @@
 import { readFileSync } from "node:fs";
 import { Option, type Command, type CommanderError } from "commander";
 import {
-  Client, EtcdClientError, EventType, GrpcStatus, WatchCanceledError, WatchCompactedError, IndeterminateError, InvalidEndpointError, InvalidRequestError, parseEndpoints,
+  Client, EtcdClientError, EventType, GrpcStatus, WatchCanceledError, WatchCompactedError, IndeterminateError, InvalidEndpointError, InvalidRequestError, LeaseExpiredError, parseEndpoints,
   type ClientOptions, type KeyValue, type Member, type ResponseHeader, type StatusResponse, type TlsOptions,
 } from "../client/mod.js";
 
@@ -100,6 +101,17 @@ export function parseMemberId(text: string): bigint {
   if (id === 0n) throw new UsageError("member id: 0 is not a member id");
   return id;
 }
+
+/** A lease id in hex, as etcdctl prints it; ids are signed 64-bit on the wire. */
+export function parseLeaseId(text: string): bigint {
+  const match = /^(?:0x)?([0-9a-f]{1,16})$/i.exec(text.trim());
+  if (!match) throw new UsageError(`lease id: expected a hexadecimal id such as 694d7a5c6b2d8a0b, got ${JSON.stringify(text)}`);
+  const id = BigInt.asIntN(64, BigInt(`0x${match[1]}`));
+  if (id === 0n) throw new UsageError("lease id: 0 means no lease");
+  return id;
+}
+
+const leaseHex = (id: bigint): string => BigInt.asUintN(64, id).toString(16);
 
 export function outputFormat(flags: GlobalFlags): OutputFormat {
   const format = flags.writeOut ?? "table";
@@ -327,6 +339,75 @@ export function kvWatch(key: string, flags: KvWatchFlags & GlobalFlags, io: Comm
   });
 }
 
+// ------------------------------------------------------------------ lease
+
+export function leaseGrant(ttl: string, flags: GlobalFlags, io: CommandIo): Promise<number> {
+  return withClient("lease grant", flags, io, async (client, format) => {
+    const seconds = Number(ttl);
+    if (!/^\d+$/.test(ttl) || !Number.isSafeInteger(seconds) || seconds <= 0) throw new UsageError(`TTL: expected a positive whole number of seconds, got ${JSON.stringify(ttl)}`);
+    const response = await client.lease.grant(seconds);
+    io.stdout(format === "json"
+      ? toJson({ header: jsonHeader(response.header), id: leaseHex(response.ID), ttl: response.TTL })
+      : `lease ${leaseHex(response.ID)} granted with TTL(${response.TTL}s)\n`);
+    return EXIT_OK;
+  });
+}
+
+export function leaseRevoke(id: string, flags: GlobalFlags, io: CommandIo): Promise<number> {
+  return withClient("lease revoke", flags, io, async (client, format) => {
+    const lease = parseLeaseId(id);
+    const response = await client.lease.revoke(lease);
+    io.stdout(format === "json" ? toJson({ header: jsonHeader(response.header), id: leaseHex(lease) }) : `lease ${leaseHex(lease)} revoked\n`);
+    return EXIT_OK;
+  });
+}
+
+export function leaseList(flags: GlobalFlags, io: CommandIo): Promise<number> {
+  return withClient("lease list", flags, io, async (client, format) => {
+    const response = await client.lease.leases();
+    const ids = response.leases.map((lease) => leaseHex(lease.ID));
+    io.stdout(format === "json" ? toJson({ header: jsonHeader(response.header), leases: ids }) : `found ${ids.length} leases\n${ids.map((id) => `${id}\n`).join("")}`);
+    return EXIT_OK;
+  });
+}
+
+export function leaseTimeToLive(id: string, flags: { keys?: boolean } & GlobalFlags, io: CommandIo): Promise<number> {
+  return withClient("lease timetolive", flags, io, async (client, format) => {
+    const lease = parseLeaseId(id);
+    const response = await client.lease.timeToLive(lease, { keys: flags.keys ?? false });
+    const keys = response.keys.map(printable);
+    if (format === "json") io.stdout(toJson({ header: jsonHeader(response.header), id: leaseHex(lease), ttl: response.TTL, grantedTtl: response.grantedTTL, keys }));
+    else if (response.TTL === -1) io.stdout(`lease ${leaseHex(lease)} already expired\n`);
+    else io.stdout(`lease ${leaseHex(lease)} granted with TTL(${response.grantedTTL}s), remaining(${response.TTL}s)${flags.keys ? `, attached keys(${JSON.stringify(keys)})` : ""}\n`);
+    return EXIT_OK;
+  });
+}
+
+/** Renews the lease every third of its TTL until interrupted (SIGINT/SIGTERM), or once with --once. */
+export function leaseKeepAlive(id: string, flags: { once?: boolean } & GlobalFlags, io: CommandIo): Promise<number> {
+  return withClient("lease keep-alive", flags, io, async (client) => {
+    const lease = parseLeaseId(id);
+    const report = (ttl: number) => io.stdout(`lease ${leaseHex(lease)} keepalived with TTL(${ttl})\n`);
+    if (flags.once) {
+      report(await client.lease.keepAliveOnce(lease));
+      return EXIT_OK;
+    }
+    const stop = new AbortController();
+    const interrupted = () => stop.abort();
+    process.once("SIGINT", interrupted);
+    process.once("SIGTERM", interrupted);
+    try {
+      const first = await client.lease.timeToLive(lease);
+      if (first.TTL === -1) throw new LeaseExpiredError(lease);
+      await client.lease.keepAlive(lease, first.grantedTTL, { signal: stop.signal, onRenewed: report });
+      return EXIT_OK;
+    } finally {
+      process.off("SIGINT", interrupted);
+      process.off("SIGTERM", interrupted);
+    }
+  });
+}
+
 // ------------------------------------------------------------------ member
 
 function memberRows(members: readonly Member[]): string[][] {
@@ -486,6 +567,20 @@ export function registerClientCommands(program: Command, io: CommandIo = process
     .action((id: string, _flags: object, command: Command) => run(command, (flags) => memberRemove(id, flags, io)));
   member.command("promote").description("promote a learner to a voting member").argument("<id>", "member id in hex").exitOverride(usageExit)
     .action((id: string, _flags: object, command: Command) => run(command, (flags) => memberPromote(id, flags, io)));
+
+  const lease = program.command("lease").description("grant, revoke, keep alive and list leases").exitOverride(usageExit).configureHelp({ showGlobalOptions: true });
+  lease.command("grant").description("grant a lease").argument("<ttl>", "seconds").exitOverride(usageExit)
+    .action((ttl: string, _flags: object, command: Command) => run(command, (flags) => leaseGrant(ttl, flags, io)));
+  lease.command("revoke").description("revoke a lease, deleting its keys").argument("<id>", "lease id in hex").exitOverride(usageExit)
+    .action((id: string, _flags: object, command: Command) => run(command, (flags) => leaseRevoke(id, flags, io)));
+  lease.command("keep-alive").description("keep a lease alive until interrupted").argument("<id>", "lease id in hex")
+    .option("--once", "renew once and exit").exitOverride(usageExit)
+    .action((id: string, _flags: object, command: Command) => run(command, (flags) => leaseKeepAlive(id, flags, io)));
+  lease.command("timetolive").description("remaining and granted TTL of a lease").argument("<id>", "lease id in hex")
+    .option("--keys", "also list the attached keys").exitOverride(usageExit)
+    .action((id: string, _flags: object, command: Command) => run(command, (flags) => leaseTimeToLive(id, flags, io)));
+  lease.command("list").description("list the leases").exitOverride(usageExit)
+    .action((_flags: object, command: Command) => run(command, (flags) => leaseList(flags, io)));
 
   program.command("status").description("status of every endpoint: id, version, db size, leader, learner, raft term and indexes, errors")
     .exitOverride(usageExit)

@@ -13,7 +13,9 @@ import { ClusterClient } from "./cluster.js";
 import { Dispatcher } from "./dispatcher.js";
 import { parseEndpoints } from "./endpoint.js";
 import { InvalidRequestError } from "./errors.js";
-import { KvClient } from "./kv.js";
+import { KvClient, type Bytes } from "./kv.js";
+import { LeaseClient } from "./lease.js";
+import { acquireLock, Election, type Lock, type LockOptions } from "./concurrency.js";
 import { MaintenanceClient } from "./maintenance.js";
 import { WatchClient } from "./watch.js";
 
@@ -50,6 +52,7 @@ export class Client {
   readonly kv: KvClient;
   readonly cluster: ClusterClient;
   readonly maintenance: MaintenanceClient;
+  readonly lease: LeaseClient;
   readonly watch: WatchClient;
   private readonly dispatcher: Dispatcher;
 
@@ -66,6 +69,21 @@ export class Client {
     this.cluster = new ClusterClient(this.dispatcher);
     this.maintenance = new MaintenanceClient(this.dispatcher);
     this.watch = new WatchClient(this.dispatcher);
+    this.lease = new LeaseClient(this.dispatcher);
+  }
+
+  /**
+   * Acquires the distributed lock `name` (etcd's concurrency.Mutex, so
+   * etcdctl and Go clients share it). The answer carries the fencing token:
+   * see docs/locks.md for why a lock is not enough without it.
+   */
+  lock(name: Bytes, options: LockOptions = {}): Promise<Lock> {
+    return acquireLock(this.kv, this.lease, this.dispatcher, name, options);
+  }
+
+  /** The election `name` (etcd's concurrency.Election): campaign, proclaim, resign, leader, observe. */
+  election(name: Bytes): Election {
+    return new Election(this.kv, this.lease, this.dispatcher, name);
   }
 
   /** The endpoints as "host:port", in the order given. */

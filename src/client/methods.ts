@@ -19,6 +19,15 @@ export const kvMethods = {
   compact: methodDescriptor("KV", "Compact", etcdCodecs.compactionRequest, etcdCodecs.compactionResponse),
 };
 
+export const leaseMethods = {
+  grant: methodDescriptor("Lease", "LeaseGrant", etcdCodecs.leaseGrantRequest, etcdCodecs.leaseGrantResponse),
+  revoke: methodDescriptor("Lease", "LeaseRevoke", etcdCodecs.leaseRevokeRequest, etcdCodecs.leaseRevokeResponse),
+  /** A bidirectional stream; the client sends one request and half-closes, so it reads like a server stream. */
+  keepAlive: methodDescriptor("Lease", "LeaseKeepAlive", etcdCodecs.leaseKeepAliveRequest, etcdCodecs.leaseKeepAliveResponse),
+  timeToLive: methodDescriptor("Lease", "LeaseTimeToLive", etcdCodecs.leaseTimeToLiveRequest, etcdCodecs.leaseTimeToLiveResponse),
+  leases: methodDescriptor("Lease", "LeaseLeases", etcdCodecs.leaseLeasesRequest, etcdCodecs.leaseLeasesResponse),
+};
+
 export const watchMethods = {
   watch: methodDescriptor("Watch", "Watch", etcdCodecs.watchRequest, etcdCodecs.watchResponse),
 };

@@ -10,6 +10,11 @@ export {
   type SortOrderName, type SortTargetName,
 } from "./kv.js";
 export { ClusterClient } from "./cluster.js";
+export { LeaseClient, LeaseExpiredError, LeaseKeepAliveLostError, type KeepAliveOptions } from "./lease.js";
+export {
+  Session, Election, acquireLock, SESSION_TTL_SECONDS_DEFAULT, type Lock, type LockOptions, type Leadership, type ElectionLeader,
+  type SessionOptions,
+} from "./concurrency.js";
 export {
   WatchClient, WatchCompactedError, WatchCanceledError, WATCH_RETRY_BACKOFF_MS_MIN, WATCH_RETRY_BACKOFF_MS_MAX,
   type WatchOptions, type WatchUpdate,
