@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Etcd3 } from "etcd3";
-import { Cluster } from "./cluster.js";
+import { Client, EtcdClientError, type Lock } from "../../src/client/mod.js";
+import { Cluster, SERVER_MAIN } from "./cluster.js";
 import { CLUSTER_START_TIMEOUT_MS, pause, withLogs } from "./support.js";
 import { ETCDCTL, etcdctl } from "./tools.js";
 
@@ -55,6 +56,7 @@ const leaseIdOf = (output: string): string => {
 describe("leases, locks and elections on a 3-member cluster", () => {
   let cluster: Cluster | undefined;
   let etcd: Etcd3;
+  let client: Client;
   const background: Background[] = [];
   const run = (body: () => Promise<void>) => () => withLogs(() => cluster, body);
   const ctl = (args: string[]) => etcdctl(cluster!.endpoints(), args);
@@ -62,8 +64,10 @@ describe("leases, locks and elections on a 3-member cluster", () => {
   beforeAll(async () => {
     cluster = await Cluster.start({ flags: ["--experimental-lease-checkpoint-interval", "1s"] });
     etcd = cluster.client();
+    client = new Client({ endpoints: cluster.endpoints() });
   }, CLUSTER_START_TIMEOUT_MS);
   afterAll(async () => {
+    await client?.close();
     await Promise.all(background.map((process) => process.stop("SIGKILL")));
     await cluster?.stop();
   });
@@ -217,5 +221,111 @@ describe("leases, locks and elections on a 3-member cluster", () => {
     expect(await observer.waitFor("beta", 10_000)).toBe(true);
     await second.stop("SIGINT");
     await observer.stop("SIGINT");
+  }));
+
+  it("keeps a lease alive with Cairn's client until the loop's AbortSignal stops it, then the lease's key goes", run(async () => {
+    const granted = await client.lease.grant(2);
+    await client.kv.put("client/presence", "here", { lease: granted.ID });
+    const stop = new AbortController();
+    let renewals = 0;
+    const loop = client.lease.keepAlive(granted.ID, granted.TTL, { signal: stop.signal, onRenewed: () => renewals++ });
+    await pause(4500);
+    expect((await client.kv.get("client/presence")).kvs).toHaveLength(1);
+    const ttl = await client.lease.timeToLive(granted.ID, { keys: true });
+    expect(ttl.grantedTTL).toBe(2);
+    expect(ttl.keys.map((key) => Buffer.from(key).toString())).toEqual(["client/presence"]);
+    expect((await client.lease.leases()).leases.map((lease) => lease.ID)).toContain(granted.ID);
+    stop.abort();
+    await loop;
+    expect(renewals).toBeGreaterThanOrEqual(4);
+    const stoppedAt = Date.now();
+    while ((await client.kv.get("client/presence")).kvs.length > 0 && Date.now() - stoppedAt < 10_000) await pause(100);
+    expect((await client.kv.get("client/presence")).kvs).toHaveLength(0);
+    expect((await client.lease.timeToLive(granted.ID)).TTL).toBe(-1);
+    const missing = await client.lease.revoke(granted.ID).then(() => null, (error: unknown) => error);
+    expect(missing).toBeInstanceOf(EtcdClientError);
+    expect((missing as EtcdClientError).kind).toBe("leaseNotFound");
+  }));
+
+  it("hands Cairn's lock to one holder at a time with growing fencing tokens, and queues behind an etcdctl holder", run(async () => {
+    const first = await client.lock("client/lock", { ttlSeconds: 5 });
+    let second: Lock | undefined;
+    const waiting = client.lock("client/lock", { ttlSeconds: 5 }).then((lock) => { second = lock; return lock; });
+    await pause(800);
+    expect(second).toBeUndefined();
+    await first.unlock();
+    const acquired = await waiting;
+    expect(acquired.fencingToken).toBeGreaterThan(first.fencingToken);
+    await acquired.unlock();
+
+    // etcdctl and Cairn's client share the lock: etcdctl's holder blocks ours until it lets go.
+    const holder = new Background(cluster!.endpoints(), ["lock", "--ttl=5", "client/shared"]);
+    background.push(holder);
+    expect(await holder.waitFor("client/shared/", 10_000)).toBe(true);
+    let ours: Lock | undefined;
+    const ourTurn = client.lock("client/shared", { ttlSeconds: 5 }).then((lock) => { ours = lock; return lock; });
+    await pause(800);
+    expect(ours).toBeUndefined();
+    await holder.stop("SIGINT");
+    const lock = await ourTurn;
+    expect(Buffer.from(lock.key).toString()).toMatch(/^client\/shared\/[0-9a-f]+$/);
+    await lock.unlock();
+  }));
+
+  it("runs an election with Cairn's client: the next candidate leads once the leader resigns, and observers see both", run(async () => {
+    const election = client.election("client/election");
+    const alpha = await election.campaign("alpha", { ttlSeconds: 5 });
+    const stopObserving = new AbortController();
+    const seen: string[] = [];
+    const observing = (async () => {
+      for await (const leader of election.observe({ signal: stopObserving.signal })) {
+        seen.push(Buffer.from(leader.value).toString());
+        if (seen.includes("beta")) return;
+      }
+    })();
+    let betaLeads = false;
+    const beta = election.campaign("beta", { ttlSeconds: 5 }).then((leadership) => { betaLeads = true; return leadership; });
+    await pause(800);
+    expect(betaLeads).toBe(false);
+    expect(Buffer.from((await election.leader())!.value).toString()).toBe("alpha");
+    await alpha.proclaim("alpha-2");
+    const listener = new Background(cluster!.endpoints(), ["elect", "--listen", "client/election"]);
+    background.push(listener);
+    expect(await listener.waitFor("alpha-2", 10_000)).toBe(true);
+    await alpha.resign();
+    const leadership = await beta;
+    expect(leadership.revision).toBeGreaterThan(alpha.revision);
+    await Promise.race([observing, pause(10_000)]);
+    expect(seen[seen.length - 1]).toBe("beta");
+    expect(seen).toContain("alpha-2");
+    expect(await listener.waitFor("beta", 10_000)).toBe(true);
+    await listener.stop("SIGINT");
+    stopObserving.abort();
+    await leadership.resign();
+    expect(await election.leader()).toBeNull();
+  }));
+
+  it("grants, lists, inspects and revokes through `cairn lease`", run(async () => {
+    const cairn = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [SERVER_MAIN, "--endpoints", cluster!.endpoints().join(","), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => { stdout += chunk; });
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => { stderr += chunk; });
+      child.once("exit", (code) => resolve({ code, stdout, stderr }));
+    });
+    const granted = await cairn(["lease", "grant", "30"]);
+    expect(granted.code, granted.stderr).toBe(0);
+    const id = leaseIdOf(granted.stdout);
+    expect((await cairn(["lease", "list"])).stdout).toContain(`${id}\n`);
+    expect((await cairn(["lease", "keep-alive", "--once", id])).stdout).toBe(`lease ${id} keepalived with TTL(30)\n`);
+    expect((await cairn(["lease", "timetolive", id])).stdout).toMatch(new RegExp(`lease ${id} granted with TTL\\(30s\\), remaining\\((29|30)s\\)`));
+    expect((await cairn(["lease", "revoke", id])).stdout).toBe(`lease ${id} revoked\n`);
+    const again = await cairn(["lease", "revoke", id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("etcdserver: requested lease not found");
+    const bad = await cairn(["lease", "revoke", "not-hex"]);
+    expect(bad.code).toBe(2);
+    expect((await cairn(["lease", "grant", "0"])).code).toBe(2);
   }));
 });
