@@ -78,12 +78,12 @@ export class Client {
    * see docs/locks.md for why a lock is not enough without it.
    */
   lock(name: Bytes, options: LockOptions = {}): Promise<Lock> {
-    return acquireLock(this.kv, this.lease, this.dispatcher, name, options);
+    return acquireLock(this.kv, this.lease, this.watch, name, options);
   }
 
   /** The election `name` (etcd's concurrency.Election): campaign, proclaim, resign, leader, observe. */
   election(name: Bytes): Election {
-    return new Election(this.kv, this.lease, this.dispatcher, name);
+    return new Election(this.kv, this.lease, this.watch, name);
   }
 
   /** The endpoints as "host:port", in the order given. */

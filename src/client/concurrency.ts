@@ -19,15 +19,11 @@
  * holder's. A storage service that remembers the highest token it has seen
  * and refuses smaller ones closes that gap (see docs/locks.md).
  */
-import { EventType, type KeyValue, type RangeResponse, type WatchResponse } from "../api/mod.js";
-import { etcdCodecs } from "../api/mod.js";
-import { methodDescriptor } from "./channel.js";
-import type { Dispatcher } from "./dispatcher.js";
+import { EventType, type KeyValue, type RangeResponse } from "../api/mod.js";
 import { InvalidRequestError } from "./errors.js";
-import { compare, op, prefixEnd, toBytes, type Bytes, type KvClient } from "./kv.js";
+import { compare, op, toBytes, type Bytes, type KvClient } from "./kv.js";
 import type { LeaseClient } from "./lease.js";
-
-const watchMethod = methodDescriptor("Watch", "Watch", etcdCodecs.watchRequest, etcdCodecs.watchResponse);
+import type { WatchClient } from "./watch.js";
 /** etcd's concurrency.NewSession default TTL. */
 export const SESSION_TTL_SECONDS_DEFAULT = 60;
 
@@ -90,44 +86,20 @@ function queuePrefix(name: Bytes): Uint8Array {
   return concat(bytes, toBytes("/"));
 }
 
-/**
- * Waits until the key is deleted, watching from `afterRevision` + 1. Any
- * member may serve the watch; a broken stream is opened again from where it
- * stopped.
- */
-async function waitDelete(dispatcher: Dispatcher, key: Uint8Array, afterRevision: number, signal: AbortSignal | undefined): Promise<void> {
-  let from = afterRevision + 1;
-  let attempt = 0;
-  for (;;) {
-    signal?.throwIfAborted();
-    const channel = dispatcher.channels[attempt++ % dispatcher.channels.length];
-    const stream = dispatcher.serverStreamAt(channel, watchMethod, {
-      createRequest: { key, rangeEnd: new Uint8Array(0), startRevision: from, progressNotify: false, filters: [], prevKv: false, watchId: 0, fragment: false },
-    }, { signal, timeoutMs: 0 });
-    try {
-      for await (const response of stream as AsyncIterable<WatchResponse>) {
-        if (response.canceled) break;
-        for (const event of response.events) {
-          if (event.type === EventType.delete) return;
-          from = Math.max(from, (event.kv?.modRevision ?? 0) + 1);
-        }
-        if (response.header) from = Math.max(from, response.header.revision + 1);
-      }
-    } catch (error) {
-      if (signal?.aborted) throw error;
-    } finally {
-      await stream.return();
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+/** Waits until the key is deleted after `afterRevision` (the watch resumes on another member if one fails). */
+async function waitDelete(watch: WatchClient, key: Uint8Array, afterRevision: number, signal: AbortSignal | undefined): Promise<void> {
+  for await (const update of watch.watch(key, { startRevision: afterRevision + 1, noPut: true, signal })) {
+    if (update.events.some((event) => event.type === EventType.delete)) return;
   }
+  signal?.throwIfAborted();
 }
 
 /** etcd's waitDeletes: until no key in the prefix was created before `maxCreateRevision` + 1. */
-async function waitPredecessors(kv: KvClient, dispatcher: Dispatcher, prefix: Uint8Array, maxCreateRevision: number, signal: AbortSignal | undefined): Promise<void> {
+async function waitPredecessors(kv: KvClient, watch: WatchClient, prefix: Uint8Array, maxCreateRevision: number, signal: AbortSignal | undefined): Promise<void> {
   for (;;) {
     const ahead = await kv.get(prefix, { prefix: true, maxCreateRevision, sortTarget: "create", sortOrder: "descend", limit: 1, signal });
     if (ahead.kvs.length === 0) return;
-    await waitDelete(dispatcher, ahead.kvs[0].key, ahead.header?.revision ?? 0, signal);
+    await waitDelete(watch, ahead.kvs[0].key, ahead.header?.revision ?? 0, signal);
   }
 }
 
@@ -176,13 +148,13 @@ export interface Lock {
 }
 
 /** Acquires the lock `name` (waiting behind earlier holders), as `etcdctl lock name` does. */
-export async function acquireLock(kv: KvClient, leases: LeaseClient, dispatcher: Dispatcher, name: Bytes, options: LockOptions = {}): Promise<Lock> {
+export async function acquireLock(kv: KvClient, leases: LeaseClient, watch: WatchClient, name: Bytes, options: LockOptions = {}): Promise<Lock> {
   const prefix = queuePrefix(name);
   const session = await Session.create(leases, { ttlSeconds: options.ttlSeconds });
   try {
     const { key, createRevision, first } = await enqueue(kv, prefix, session, new Uint8Array(0), options.signal);
     if (first === undefined || first.createRevision !== createRevision) {
-      await waitPredecessors(kv, dispatcher, prefix, createRevision - 1, options.signal);
+      await waitPredecessors(kv, watch, prefix, createRevision - 1, options.signal);
     }
     // Still ours? (The session may have expired while waiting.)
     const check = await kv.get(key, { signal: options.signal });
@@ -229,7 +201,7 @@ export interface ElectionLeader {
 export class Election {
   private readonly prefix: Uint8Array;
 
-  constructor(private readonly kv: KvClient, private readonly leases: LeaseClient, private readonly dispatcher: Dispatcher, name: Bytes) {
+  constructor(private readonly kv: KvClient, private readonly leases: LeaseClient, private readonly watchClient: WatchClient, name: Bytes) {
     this.prefix = queuePrefix(name);
   }
 
@@ -238,7 +210,7 @@ export class Election {
     const session = await Session.create(this.leases, { ttlSeconds: options.ttlSeconds });
     try {
       const { key, createRevision } = await enqueue(this.kv, this.prefix, session, value, options.signal);
-      await waitPredecessors(this.kv, this.dispatcher, this.prefix, createRevision - 1, options.signal);
+      await waitPredecessors(this.kv, this.watchClient, this.prefix, createRevision - 1, options.signal);
       let resigned: Promise<void> | undefined;
       return {
         key, revision: createRevision, lease: session.lease, lost: session.lost,
@@ -292,22 +264,10 @@ export class Election {
     }
   }
 
-  /** Until anything under the prefix changes after `revision`. */
+  /** Until anything under the prefix changes after `revision` (or `signal` aborts). */
   private async waitChange(revision: number, signal: AbortSignal | undefined): Promise<void> {
-    const channel = (await this.dispatcher.leaderChannel({ signal })) ?? this.dispatcher.channels[0];
-    const stream = this.dispatcher.serverStreamAt(channel, watchMethod, {
-      createRequest: { key: this.prefix, rangeEnd: prefixEnd(this.prefix), startRevision: revision + 1, progressNotify: false, filters: [], prevKv: false, watchId: 0, fragment: false },
-    }, { signal, timeoutMs: 0 });
-    try {
-      for await (const response of stream as AsyncIterable<WatchResponse>) {
-        if (response.canceled || response.events.length > 0) return;
-      }
-    } catch (error) {
-      if (signal?.aborted) return;
-      void error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    } finally {
-      await stream.return();
+    for await (const update of this.watchClient.watch(this.prefix, { prefix: true, startRevision: revision + 1, signal })) {
+      if (update.events.length > 0) return;
     }
   }
 }
