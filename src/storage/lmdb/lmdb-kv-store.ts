@@ -233,21 +233,21 @@ export class LmdbKvStore implements KvStore {
     const reader = this.readerOf(environment);
     const journal = this.journal;
     // Recorded only once the transaction commits: an aborted transaction must not be replayed.
-    const recorded: JournaledWrite[] = [];
+    const recorded: JournaledWrite[] | null = journal ? [] : null;
     const writer: KvWriter = {
       get: reader.get,
       range: reader.range,
       put: (table, key, value) => {
         environment.tables[table].putSync(key, value);
-        if (journal) recorded.push({ table, key: key.slice(), value: value.slice() });
+        recorded?.push({ table, key: key.slice(), value: value.slice() });
       },
       delete: (table, key) => {
         environment.tables[table].removeSync(key);
-        if (journal) recorded.push({ table, key: key.slice(), value: null });
+        recorded?.push({ table, key: key.slice(), value: null });
       },
     };
     const result = environment.root.transactionSync(() => fn(writer));
-    if (journal) {
+    if (journal && recorded) {
       for (const write of recorded) {
         journal.writes.push(write);
         journal.bytes += write.key.length + (write.value?.length ?? 0) + 32;
