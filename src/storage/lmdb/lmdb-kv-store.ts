@@ -448,6 +448,8 @@ export class LmdbKvStore implements KvStore {
   /** Flushes and closes. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // A defragmentation or install in progress finishes first: LMDB's copy thread must not outlive the environment.
+      await this.maintenance;
       if (this.closed) return;
       await this.flushed();
       this.closed = true;
