@@ -9,7 +9,7 @@ import { assert } from "../lib/assert.js";
 import type { GroupId, LogIndex, NodeId, Term } from "../lib/ids.js";
 import type { Prng } from "../lib/prng.js";
 import {
-  applyChange, ConfChangeTransition, ConfChangeType, decodeConfChange, encodeConfChange, EntryType, MessageType, RawNode, Role,
+  applyChange, ConfChangeTransition, ConfChangeType, decodeConfChange, encodeConfChange, EntryType, InvalidConfChangeError, MessageType, RawNode, Role,
   type ConfChange, type ConfState, type Entry, type Message, type RaftLogger, type Ready, type SoftState,
 } from "../raft/mod.js";
 import type { Wal, WalRecord } from "../storage/wal/mod.js";
@@ -548,7 +548,15 @@ export async function forceNewCluster(options: Pick<GroupOptions, "wal" | "group
     learners: [...position.confState.learners], learnersNext: [...position.confState.learnersNext], autoLeave: position.confState.autoLeave,
   };
   const pending = hard.commit > position.index ? wal.entries(group, position.index + 1, hard.commit + 1) : [];
-  for (const entry of pending) if (entry.type === EntryType.ConfChange) config = applyChange(config, decodeConfChange(entry.data));
+  for (const entry of pending) {
+    if (entry.type !== EntryType.ConfChange) continue;
+    try {
+      config = applyChange(config, decodeConfChange(entry.data));
+    } catch (error) {
+      // The core ignores an invalid committed change on every replica; so does this replay.
+      if (!(error instanceof InvalidConfChangeError)) throw error;
+    }
+  }
   const changes: ConfChange[] = [];
   const change = (next: ConfChange): void => {
     config = applyChange(config, next);
