@@ -3,7 +3,8 @@
  * the lean gRPC server, backed by the node. This is where the API layer's
  * backend interfaces meet the runtime.
  */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import type { TlsOptions } from "node:tls";
 import type { Logger } from "pino";
 import {
   createGrpcServer, EtcdError, registerEtcdServices, type GrpcServer,
@@ -27,6 +28,7 @@ import { AlarmKind, alarmCommand, kvCommandBytes, memberPeerUrlsCommand } from "
 import { RequestTimeoutError } from "../server/errors.js";
 import type { NodeMetrics } from "../server/metrics.js";
 import { LeaseKeeper } from "../server/lease-keeper.js";
+import { loadTls } from "../transport/mod.js";
 import type { NodeConfig } from "./config.js";
 import { AutoCompactor } from "./auto-compactor.js";
 import { Gauge } from "prom-client";
@@ -285,14 +287,20 @@ export async function attachClientApi(node: CairnNode, config: NodeConfig, logge
     maintenance: new MaintenanceService(backends.maintenance),
   };
   const servers: GrpcServer[] = [];
+  let loadedTls: TlsOptions | null = null;
+  const clientTls = (): TlsOptions => {
+    loadedTls ??= loadTls({
+      certFile: config.clientTls.certFile || undefined,
+      keyFile: config.clientTls.keyFile || undefined,
+      trustedCaFile: config.clientTls.trustedCaFile || undefined,
+      clientCertAuth: config.clientTls.clientCertAuth,
+    }, "client", "--").server;
+    if (loadedTls === null) throw new Error("--listen-client-urls: an https:// URL needs --cert-file and --key-file");
+    return loadedTls;
+  };
   for (const url of config.listenClientUrls) {
-    const secure = url.protocol === "https:" ? {
-      cert: readFileSync(config.clientTls.certFile),
-      key: readFileSync(config.clientTls.keyFile),
-      ca: config.clientTls.trustedCaFile === "" ? undefined : readFileSync(config.clientTls.trustedCaFile),
-      requestCert: config.clientTls.clientCertAuth,
-      rejectUnauthorized: config.clientTls.clientCertAuth,
-    } : undefined;
+    // Each listener's scheme decides (as etcd): https:// serves TLS with the client TLS files, http:// plaintext.
+    const secure = url.protocol === "https:" ? clientTls() : undefined;
     const server = createGrpcServer({ secure, logger: logger as never, receiveMessageBytesMax: config.maxRequestBytes + 512 * 1024 });
     registerEtcdServices(server, handlers, { requestBytesMax: config.maxRequestBytes, txnOpsMax: config.maxTxnOps });
     await server.listen(Number(url.port), url.hostname);

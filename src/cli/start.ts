@@ -53,7 +53,17 @@ export async function runStart(config: NodeConfig): Promise<number> {
     logger.flush();
     return error instanceof NodeStartError ? 2 : 1;
   }
-  const api = await attachClientApi(node, config, logger, metrics);
+  let api: Awaited<ReturnType<typeof attachClientApi>>;
+  try {
+    api = await attachClientApi(node, config, logger, metrics);
+  } catch (error) {
+    // E.g. an unreadable --cert-file, or a client port already taken: say which, and stop the member cleanly.
+    logger.fatal({ err: error }, `cannot serve clients: ${(error as Error).message}`);
+    process.stderr.write(`cairn start: cannot serve clients: ${(error as Error).message}\n`);
+    logger.flush();
+    await node.stop();
+    return 2;
+  }
   const metricsServers: Server[] = [];
   for (const url of config.listenMetricsUrls) {
     const server = createServer((request, response) => {

@@ -18,6 +18,7 @@ export {
 } from "./peer-transport.js";
 export type { PeerStats, PeerState } from "./peer-link.js";
 export type { PeerTlsConfig } from "./tls-config.js";
+export { loadTls } from "./tls-config.js";
 export type { TransportLogger } from "./logger.js";
 export { silentLogger } from "./logger.js";
 export { parsePeerUrl, formatPeerUrl, type PeerAddress } from "./peer-url.js";

@@ -27,15 +27,25 @@ export interface LoadedTls {
 }
 
 export function loadPeerTls(config: PeerTlsConfig): LoadedTls {
+  return loadTls(config, "peer", "--peer-");
+}
+
+/**
+ * The same files and rules for any listener: `what` names it in errors
+ * ("peer", "client") and `flagPrefix` is its flags' ("--peer-", "--"), so
+ * the client port (--cert-file, --key-file, --trusted-ca-file,
+ * --client-cert-auth) loads its files exactly as the peer port does.
+ */
+export function loadTls(config: PeerTlsConfig, what: string, flagPrefix: string): LoadedTls {
   if ((config.certFile === undefined) !== (config.keyFile === undefined)) {
-    throw new TransportConfigError("--peer-cert-file and --peer-key-file must be given together");
+    throw new TransportConfigError(`${flagPrefix}cert-file and ${flagPrefix}key-file must be given together`);
   }
-  const cert = config.certFile === undefined ? undefined : readPem(config.certFile, "peer certificate (--peer-cert-file)");
-  const key = config.keyFile === undefined ? undefined : readPem(config.keyFile, "peer key (--peer-key-file)");
-  const ca = config.trustedCaFile === undefined ? undefined : readPem(config.trustedCaFile, "peer trusted CA (--peer-trusted-ca-file)");
+  const cert = config.certFile === undefined ? undefined : readPem(config.certFile, `${what} certificate (${flagPrefix}cert-file)`);
+  const key = config.keyFile === undefined ? undefined : readPem(config.keyFile, `${what} key (${flagPrefix}key-file)`);
+  const ca = config.trustedCaFile === undefined ? undefined : readPem(config.trustedCaFile, `${what} trusted CA (${flagPrefix}trusted-ca-file)`);
   const clientCertAuth = config.clientCertAuth === true;
   if (clientCertAuth && ca === undefined) {
-    throw new TransportConfigError("--peer-client-cert-auth needs --peer-trusted-ca-file to verify peers' certificates");
+    throw new TransportConfigError(`${flagPrefix}client-cert-auth needs ${flagPrefix}trusted-ca-file to verify ${what === "peer" ? "peers'" : "clients'"} certificates`);
   }
   return {
     server: cert === undefined ? null : { cert, key, ca, requestCert: clientCertAuth, rejectUnauthorized: clientCertAuth, minVersion: "TLSv1.2" },

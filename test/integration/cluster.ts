@@ -169,6 +169,8 @@ export interface ClusterOptions {
   /** Extra `cairn start` flags for every member, e.g. ["--max-txn-ops", "8"]. */
   readonly flags?: readonly string[];
   readonly metrics?: boolean;
+  /** More client listeners for a member beside its plaintext one (e.g. an https:// URL), by member name. */
+  readonly extraListenClientUrls?: (name: string) => readonly string[];
   /** How long to wait for another test cluster to stop; keep it below the calling hook's timeout. */
   readonly lockWaitMsMax?: number;
   readonly leaderWaitMsMax?: number;
@@ -331,7 +333,7 @@ export class Cluster {
       SERVER_MAIN, "start",
       "--name", member.name,
       "--data-dir", member.dataDir,
-      "--listen-client-urls", member.clientUrl,
+      "--listen-client-urls", [member.clientUrl, ...(this.options.extraListenClientUrls?.(member.name) ?? [])].join(","),
       "--advertise-client-urls", member.clientUrl,
       "--listen-peer-urls", member.peerUrl,
       "--initial-advertise-peer-urls", member.peerUrl,
