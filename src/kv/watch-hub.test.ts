@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryKvStore } from "../storage/memory-kv/memory-kv-store.js";
 import { deleteRangeRequest, putRequest, type RequestOp } from "./command.js";
@@ -261,4 +262,94 @@ describe("WatchHub", () => {
     t.put("other", "2");
     expect(t.hub.progressRevision(watcher)).toBe(3);
   });
+});
+
+describe("WatchHub against a naive model", () => {
+  type Step =
+    | { kind: "put"; key: number }
+    | { kind: "delete"; key: number }
+    | { kind: "txn"; keys: number[] }
+    | { kind: "take"; watcher: number }
+    | { kind: "compact" };
+
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ kind: fc.constant("put" as const), key: fc.integer({ min: 0, max: 5 }) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant("delete" as const), key: fc.integer({ min: 0, max: 5 }) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant("txn" as const), keys: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 4 }) }) },
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant("take" as const), watcher: fc.integer({ min: 0, max: 3 }) }) },
+    { weight: 1, arbitrary: fc.constant({ kind: "compact" as const }) },
+  );
+
+  it("gives every watcher exactly the matching events of the history, in order, whole revisions at a time, or a compacted end", () => {
+    fc.assert(fc.property(
+      fc.array(step, { maxLength: 120 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 20 }),
+      (steps, bufferedEventsMax, deliveryEventsMax, startOffset) => {
+        const t = setup(bufferedEventsMax, deliveryEventsMax);
+        const history: { revision: number; type: string; key: string }[] = [];
+        const record = (applied: AppliedEntry) => {
+          for (const event of applied.events) history.push({ revision: applied.revision, type: event.type, key: text(event.kv.key) });
+        };
+        // Some history first, so past start revisions mean something.
+        for (let i = 0; i < startOffset; i++) record(t.put(`k${i % 6}`, `${i}`));
+        const specs: WatchSpec[] = [
+          spec("k", { rangeEnd: bytes("l") }),
+          spec("k2"),
+          spec("k", { rangeEnd: bytes("l"), noPut: true, startRevision: 1 + Math.floor(startOffset / 2) }),
+          spec("k3", { rangeEnd: bytes("\0"), noDelete: true, startRevision: 2 }),
+        ];
+        const watchers = specs.map((item) => t.hub.watch(item, () => {}));
+        const got: KvEvent[][] = watchers.map(() => []);
+        const compactedAt: (number | null)[] = watchers.map(() => null);
+        const take = (index: number) => {
+          const delivery = t.hub.take(watchers[index]);
+          if (delivery === null) return;
+          if (delivery.kind === "compacted") {
+            compactedAt[index] = delivery.compactRevision;
+            return;
+          }
+          // Whole revisions: a delivery never ends inside a revision the watcher has more events of.
+          const last = delivery.events.at(-1)!.kv.modRevision;
+          const owedAtLast = history.filter((entry) => entry.revision === last && matches(specs[index], entry)).length;
+          expect(delivery.events.filter((event) => event.kv.modRevision === last).length).toBe(owedAtLast);
+          got[index].push(...delivery.events);
+        };
+        for (const item of steps) {
+          switch (item.kind) {
+            case "put": record(t.put(`k${item.key}`, "v")); break;
+            case "delete": record(t.del(`k${item.key}`)); break;
+            case "txn": record(t.txn(item.keys.map((key): RequestOp => ({ type: "put", request: putRequest(bytes(`k${key}`), bytes("t")) })))); break;
+            case "take": take(item.watcher); break;
+            case "compact": {
+              const revision = t.mvcc.currentRevision() - 2;
+              if (revision > t.mvcc.compactRevision()) t.compact(revision);
+              break;
+            }
+          }
+          for (const watcher of watchers) expect(watcher.bufferedEvents).toBeLessThanOrEqual(bufferedEventsMax);
+        }
+        for (let index = 0; index < watchers.length; index++) {
+          for (let guard = 0; watchers[index].pending() && guard < 10_000; guard++) take(index);
+          const start = specs[index].startRevision === 0 ? startOffset + 2 : specs[index].startRevision;
+          const owed = history.filter((entry) => entry.revision >= start && matches(specs[index], entry));
+          const seen = got[index].map((event) => ({ revision: event.kv.modRevision, type: event.type, key: text(event.kv.key) }));
+          if (compactedAt[index] === null) {
+            expect(seen).toEqual(owed);
+          } else {
+            // A compacted end comes only for history the watcher still needed, after a gap-free prefix of what it was owed.
+            expect(seen).toEqual(owed.slice(0, seen.length));
+            const next = seen.length === 0 ? start : seen.at(-1)!.revision + 1;
+            expect(next).toBeLessThan(compactedAt[index]!);
+          }
+        }
+      },
+    ), { numRuns: 300 });
+  });
+
+  function matches(item: WatchSpec, entry: { type: string; key: string }): boolean {
+    if (entry.type === "put" ? item.noPut : item.noDelete) return false;
+    const key = bytes(entry.key);
+    if (item.rangeEnd.length === 0) return Buffer.compare(key, item.key) === 0;
+    if (Buffer.compare(key, item.key) < 0) return false;
+    return (item.rangeEnd.length === 1 && item.rangeEnd[0] === 0) || Buffer.compare(key, item.rangeEnd) < 0;
+  }
 });
