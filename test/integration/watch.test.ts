@@ -296,10 +296,39 @@ describe("Watch on a 3-member cluster", () => {
     await fastReading;
   }), TEST_TIMEOUT_MS);
 
+  it("keeps a watch on one follower across that follower's kill and restart, without going back in time", run(async () => {
+    const member = await follower();
+    const local = new Client({ endpoints: [member.endpoint] });
+    const stop = new AbortController();
+    const start = Number((await client.kv.put("restart/k", "0")).header!.revision);
+    const seen: Event[] = [];
+    const watching = (async () => {
+      for await (const update of local.watch.watch("restart/k", { startRevision: start, signal: stop.signal })) seen.push(...update.events);
+    })();
+    const written: number[] = [start];
+    const writeSome = async (count: number) => {
+      for (let i = 0; i < count; i++) written.push(Number((await client.kv.put("restart/k", String(written.length))).header!.revision));
+    };
+    await writeSome(30);
+    await cluster!.kill(member, "SIGKILL");
+    await writeSome(30);
+    cluster!.restart(member);
+    await writeSome(30);
+    const deadline = Date.now() + 30_000;
+    while (!seen.some((event) => event.kv!.modRevision >= written.at(-1)!) && Date.now() < deadline) await pause(50);
+    stop.abort();
+    await watching;
+    await local.close();
+    expect(seen.map((event) => event.kv!.modRevision)).toEqual(written);
+    expect(seen.map((event) => text(event.kv!.value))).toEqual(written.map((_, index) => String(index)));
+    // Every member up and following before the next test kills the leader.
+    await cluster!.waitForLeader(30_000);
+  }), TEST_TIMEOUT_MS);
+
   it("keeps watches across the leader's death: each sees every committed change exactly once, in order", run(async () => {
     const { leader } = await cluster!.waitForLeader(10_000);
     const others = cluster!.members.filter((member) => member !== leader);
-    const start = Number((await etcd.put("kill/k").value("start").exec()).header.revision);
+    const start = Number((await client.kv.put("kill/k", "start")).header!.revision);
     // One watch that starts on the leader (it must move), one on a follower; and etcd3's, over every member.
     const onLeader = new Client({ endpoints: [leader.endpoint, ...others.map((member) => member.endpoint)] });
     const onFollower = new Client({ endpoints: [others[0].endpoint] });
