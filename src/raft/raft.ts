@@ -520,8 +520,10 @@ export class Raft {
         this.becomeFollower(m.term, NO_NODE);
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
-        // Tell a stale leader about the newer term so it steps down (with PreVote it would never see a higher-term vote).
+      if ((this.checkQuorum || this.preVote || !this.promotable()) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
+        // Tell a stale leader about the newer term so it steps down (with PreVote it would never see a
+        // higher-term vote). A learner, or a removed node, never campaigns, so without this answer it would
+        // ignore the leader of an older term for ever (seed 6033145: a learner that had voted in term 102).
         this.send({ type: MessageType.AppResp, to: m.from });
       } else if (m.type === MessageType.PreVote) {
         this.send({ type: MessageType.PreVoteResp, to: m.from, reject: true });
@@ -597,6 +599,15 @@ export class Raft {
       }
     } else {
       this.send({ type: responseType, to: m.from, reject: true });
+      if (!upToDate && this.role === Role.Follower && this.leader === NO_NODE && this.promotable()) {
+        // Our log is ahead of a candidate's: voters that need us will refuse it too, and whoever holds
+        // the longest log may be the only one able to win. Campaign within a few ticks instead of a
+        // whole timeout, or, on a lossy network, the candidates that cannot win keep resetting our timer
+        // and the one that can rarely times out first (seed 6051456: a joint configuration whose
+        // incoming half was {1,7}, with node 1 alone holding the longest log).
+        const soon = 1 + this.random.int(Math.max(1, this.electionTicks >> 2));
+        this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - soon);
+      }
       if (!upToDate && !this.tracker.isVoter(this.id) && this.tracker.isVoter(m.from)) {
         this.neededAsCandidate = true;
         this.logger.info(`${this.describe()} refused ${m.from}, a voter whose log is behind ours: it will campaign itself`);

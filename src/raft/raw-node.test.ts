@@ -228,3 +228,31 @@ describe("RawNode elections with conf changes in the log but not applied", () =>
     expect(five.status().term).toBe(3);
   });
 });
+
+describe("RawNode learners with a newer term", () => {
+  it("a learner in a newer term answers an older leader's messages with that term, so the leader steps down and the learner follows the next one", async () => {
+    const { MessageType } = await import("./types.js");
+    const cluster = new TestCluster([1, 2, 3], { preVote: false, checkQuorum: false }, [4]);
+    cluster.member(1).node.campaign();
+    cluster.stabilize();
+    expect(cluster.leader()).toBe(nodeId(1));
+    // A vote request of term 9 that went nowhere else (seed 6033145: a member demoted to learner after voting).
+    cluster.member(4).node.step({
+      group: 0 as never, type: MessageType.Vote, from: nodeId(2), to: nodeId(4), term: 9, logTerm: 0, index: 0,
+      entries: [], commit: 0, snapshot: null, reject: false, rejectHint: 0, context: new Uint8Array(0),
+    });
+    expect(cluster.member(4).node.status().term).toBe(9);
+    cluster.member(1).node.propose(text("after"));
+    cluster.stabilize();
+    // The learner never campaigns, so only its answer can tell the leader of term 9.
+    expect(cluster.member(1).node.status().role).toBe(Role.Follower);
+    expect(cluster.member(1).node.status().term).toBe(9);
+    cluster.tickAll(40);
+    const leader = cluster.leader();
+    expect(leader).toBeDefined();
+    expect(cluster.member(Number(leader)).node.status().term).toBeGreaterThan(9);
+    cluster.member(Number(leader)).node.propose(text("later"));
+    cluster.stabilize();
+    expect(cluster.appliedData(4)).toContain("later");
+  });
+});
