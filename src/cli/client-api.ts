@@ -45,9 +45,10 @@ function memberInfo(member: { id: bigint; name: string; peerUrls: readonly strin
   return { id: member.id, name: member.name, peerUrls: member.peerUrls, clientUrls: member.clientUrls, isLearner: member.isLearner };
 }
 
-/** Does the command write a key (a Put, or a Txn with a Put in any branch)? */
+/** Does the command add data (a Put, a Txn with a Put in any branch, a lease grant)? */
 function addsData(command: KvCommand): boolean {
-  if (command.type === "put") return true;
+  // etcd refuses LeaseGrant under NOSPACE too; revokes and keep-alives go on (a revoke frees space).
+  if (command.type === "put" || command.type === "leaseGrant") return true;
   if (command.type !== "txn") return false;
   const hasPut = (ops: readonly { type: string }[]): boolean =>
     ops.some((op) => op.type === "put" || (op.type === "txn" && addsData(op as unknown as KvCommand)));
