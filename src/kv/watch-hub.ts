@@ -20,8 +20,9 @@
  *
  * So a slow consumer costs at most `bufferedEventsMax` events of memory, and
  * the apply path never waits for anyone: it only appends to buffers with
- * room. Pure and synchronous: the consumer (the Watch service) is woken
- * through a callback and pulls with take().
+ * room, and an applied event is offered only to the watchers of its exact
+ * key and to the range watchers. Pure and synchronous: the consumer (the
+ * Watch service) is woken through a callback and pulls with take().
  */
 import { assert } from "../lib/assert.js";
 import { compareBytes } from "./encoding.js";
@@ -86,7 +87,12 @@ interface Batch {
 }
 
 export class Watcher {
-  /** The first revision whose events are neither handed out nor buffered. */
+  /**
+   * Unsynced: the first revision whose events are neither handed out nor
+   * buffered. Synced: the watcher has everything the hub was fed, and this
+   * is only a floor (revisions that did not touch its key are not offered to
+   * it), which matters for a start revision in the future.
+   */
   nextRevision: number;
   synced: boolean;
   canceled = false;
@@ -159,6 +165,13 @@ export class Watcher {
   }
 }
 
+/** A Map key for a byte string (latin1: one character per byte, so distinct keys stay distinct). */
+function keyString(key: Uint8Array): string {
+  let out = "";
+  for (let at = 0; at < key.length; at += 8192) out += String.fromCharCode(...key.subarray(at, at + 8192));
+  return out;
+}
+
 export function keyInRange(key: Uint8Array, start: Uint8Array, rangeEnd: Uint8Array): boolean {
   if (rangeEnd.length === 0) return compareBytes(key, start) === 0;
   if (compareBytes(key, start) < 0) return false;
@@ -169,12 +182,17 @@ export function keyInRange(key: Uint8Array, start: Uint8Array, rangeEnd: Uint8Ar
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
   private readonly synced = new Set<Watcher>();
+  /** Synced watchers of one exact key, by key: an applied event reaches only the watchers of its key and the range watchers. */
+  private readonly syncedByKey = new Map<string, Set<Watcher>>();
+  private readonly syncedRanges = new Set<Watcher>();
   private nextId = 1;
   private readonly bufferedEventsMax: number;
   private readonly bufferedBytesMax: number;
   private readonly deliveryEventsMax: number;
   private readonly deliveryBytesMax: number;
   private readonly historyRecordsMax: number;
+  /** The last revision applied() has seen (or the store's revision when the hub started or a snapshot was restored). */
+  private fedRevision: number;
   private bufferedTotal = 0;
   private peak = 0;
   private overflows = 0;
@@ -186,6 +204,7 @@ export class WatchHub {
     this.deliveryEventsMax = options.deliveryEventsMax ?? WATCH_DELIVERY_EVENTS_MAX_DEFAULT;
     this.deliveryBytesMax = options.deliveryBytesMax ?? WATCH_DELIVERY_BYTES_MAX_DEFAULT;
     this.historyRecordsMax = options.historyRecordsMax ?? WATCH_HISTORY_RECORDS_MAX_DEFAULT;
+    this.fedRevision = mvcc.currentRevision();
   }
 
   /**
@@ -204,7 +223,7 @@ export class WatchHub {
     const start = spec.startRevision === 0 ? current + 1 : spec.startRevision;
     const watcher = new Watcher(this.nextId++, spec, start, start > current, onReady);
     this.watchers.add(watcher);
-    if (watcher.synced) this.synced.add(watcher);
+    if (watcher.synced) this.addSynced(watcher);
     else onReady();
     return watcher;
   }
@@ -215,21 +234,58 @@ export class WatchHub {
     this.bufferedTotal -= watcher.bufferedEvents;
     watcher.clear();
     this.watchers.delete(watcher);
-    this.synced.delete(watcher);
+    this.removeSynced(watcher);
+  }
+
+  private addSynced(watcher: Watcher): void {
+    this.synced.add(watcher);
+    if (watcher.spec.rangeEnd.length > 0) {
+      this.syncedRanges.add(watcher);
+      return;
+    }
+    const key = keyString(watcher.spec.key);
+    let group = this.syncedByKey.get(key);
+    if (group === undefined) this.syncedByKey.set(key, (group = new Set()));
+    group.add(watcher);
+  }
+
+  private removeSynced(watcher: Watcher): void {
+    if (!this.synced.delete(watcher)) return;
+    if (watcher.spec.rangeEnd.length > 0) {
+      this.syncedRanges.delete(watcher);
+      return;
+    }
+    const key = keyString(watcher.spec.key);
+    const group = this.syncedByKey.get(key);
+    group?.delete(watcher);
+    if (group?.size === 0) this.syncedByKey.delete(key);
   }
 
   /** Feeds applied entries (KvStateMachine.onApplied). Never waits and never reads the store. */
   applied(entries: readonly AppliedEntry[]): void {
     for (const entry of entries) {
       if (entry.events.length === 0) continue;
-      for (const watcher of this.synced) this.offer(watcher, entry.revision, entry.events);
+      // Revisions with events come one apart: anything else means the hub missed some, and watchers would have a gap.
+      assert(entry.revision === this.fedRevision + 1, () => `watch hub fed revision ${entry.revision} after ${this.fedRevision}`);
+      this.fedRevision = entry.revision;
+      // Collected first: offer() may move a watcher out of the synced sets.
+      const candidates = [...this.syncedRanges];
+      for (const event of entry.events) {
+        const group = this.syncedByKey.get(keyString(event.kv.key));
+        if (group !== undefined) candidates.push(...group);
+      }
+      const offered = new Set<Watcher>();
+      for (const watcher of candidates) {
+        if (offered.has(watcher)) continue;
+        offered.add(watcher);
+        this.offer(watcher, entry.revision, entry.events);
+      }
     }
   }
 
   private offer(watcher: Watcher, revision: number, events: readonly KvEvent[]): void {
     if (revision < watcher.nextRevision) return; // a watcher waiting for a future start revision
-    // Revisions with events come one apart, so a synced watcher is owed exactly this one: anything else is a gap.
-    assert(revision === watcher.nextRevision, () => `synced watcher at ${watcher.nextRevision} offered revision ${revision}`);
+    // Synced, it has everything before this revision (revisions that did not touch its key were not offered).
     const matching: KvEvent[] = [];
     let bytes = 0;
     for (const event of events) {
@@ -242,8 +298,9 @@ export class WatchHub {
     if (matching.length > 0) {
       if (!watcher.offer({ revision, events: matching, bytes }, this.bufferedEventsMax, this.bufferedBytesMax)) {
         // Too far behind: stop buffering; it reads this revision and what follows from storage.
+        watcher.nextRevision = revision;
         watcher.synced = false;
-        this.synced.delete(watcher);
+        this.removeSynced(watcher);
         this.overflows++;
         watcher.onReady();
         return;
@@ -256,11 +313,14 @@ export class WatchHub {
 
   /** A snapshot replaced the store: every watcher re-reads from storage what it has not got. */
   restored(): void {
-    for (const watcher of this.synced) {
+    for (const watcher of [...this.synced]) {
+      // It has everything up to the last revision fed; the rest is in the restored store's history.
+      watcher.nextRevision = Math.max(watcher.nextRevision, this.fedRevision + 1);
       watcher.synced = false;
+      this.removeSynced(watcher);
       watcher.onReady();
     }
-    this.synced.clear();
+    this.fedRevision = this.mvcc.currentRevision();
   }
 
   /**
@@ -291,7 +351,7 @@ export class WatchHub {
     watcher.nextRevision = lastRevision + 1;
     if (watcher.nextRevision > current) {
       watcher.synced = true;
-      this.synced.add(watcher);
+      this.addSynced(watcher);
     }
     const events = revisions.flatMap((revision) => revision.events);
     if (events.length === 0) return null;
