@@ -15,6 +15,7 @@
  * call's deadline, with a short backoff each time every endpoint has been
  * tried once.
  */
+import { setMaxListeners } from "node:events";
 import type { EmptyRequest, ResponseHeader, StatusResponse } from "../api/mod.js";
 import { GrpcStatus } from "../api/mod.js";
 import { assert } from "../lib/assert.js";
@@ -72,6 +73,9 @@ export class Dispatcher {
   constructor(endpoints: readonly Endpoint[], private readonly options: DispatcherOptions) {
     assert(endpoints.length > 0, "a dispatcher needs at least one endpoint");
     this.channels = endpoints.map((endpoint) => new Channel(endpoint, options));
+    // Each call in flight without a signal of its own listens on the lifetime signal (and stops when it ends), so
+    // many concurrent calls are many listeners, not a leak: without this Node warns at eleven.
+    setMaxListeners(0, this.lifetime.signal);
     const perEndpoint = ATTEMPTS_PER_ENDPOINT_MAX * endpoints.length;
     this.attemptsMax = Math.min(ATTEMPTS_MAX, Math.max(1, options.attemptsMax ?? Math.max(ATTEMPTS_MIN, perEndpoint)));
   }
