@@ -18,7 +18,7 @@ import {
   ConfChangeTransition, ConfChangeType, Role, bootstrapEntries, confState as makeConfState, encodeConfChange,
   type Message, type SoftState,
 } from "../raft/mod.js";
-import { NodeFileSystem } from "../storage/fs/mod.js";
+import { NodeFileSystem, PowerCutFileSystem } from "../storage/fs/mod.js";
 import { Wal } from "../storage/wal/mod.js";
 import { LmdbKvStore, type DefragmentResult } from "../storage/lmdb/mod.js";
 import { PeerTransport, discoverCluster, type PeerTlsConfig } from "../transport/mod.js";
@@ -26,6 +26,7 @@ import { KvStateMachine, memberAttributesCommand } from "./kv-state-machine.js";
 import { computeClusterId, computeMemberId, encodeMemberContext, type Member } from "./membership.js";
 import { RaftGroup } from "./raft-group.js";
 import type { NodeMetrics } from "./metrics.js";
+import { describeTestSwitches, raftFaultsOf, readTestSwitches } from "./test-switches.js";
 
 export const CAIRN_VERSION = "3.5.0-cairn.0.1.0";
 const GROUP_ZERO = groupId(0);
@@ -120,9 +121,12 @@ export class CairnNode {
       founding = discovered.members.filter((member) => member.id !== discovered.identity.memberId);
     }
     const { logger } = options;
+    const testSwitches = readTestSwitches(process.env);
+    const testWarning = describeTestSwitches(testSwitches);
+    if (testWarning !== null) logger.warn(testWarning);
 
     const wal = await Wal.open({
-      fileSystem: new NodeFileSystem(), directory: join(memberDirectory, "wal"),
+      fileSystem: testSwitches.powerCut ? new PowerCutFileSystem(new NodeFileSystem(), { syncDelayMs: testSwitches.syncDelayMs }) : new NodeFileSystem(), directory: join(memberDirectory, "wal"),
       clusterId: identity.clusterId, nodeId: identity.memberId, repair: options.walRepair ?? false,
       logger: { info: (message) => logger.info(`wal: ${message}`), warn: (message) => logger.warn(`wal: ${message}`) },
     });
@@ -187,6 +191,7 @@ export class CairnNode {
       snapshotBytes: options.snapshotBytes,
       // etcd: 5 s plus two election timeouts.
       requestTimeoutMs: 5000 + 2 * options.electionTimeoutMs,
+      raftFaults: raftFaultsOf(testSwitches), plantedStaleReads: testSwitches.fault === "stale-reads",
       random: createPrng(BigInt(randomInt(0, 2 ** 48 - 1)) ^ identity.memberId),
       logger: { debug: () => {}, info: (message) => logger.info(message), warn: (message) => logger.warn(message), error: (message) => logger.error(message) },
       send: (message) => {

@@ -10,7 +10,7 @@ import type { GroupId, LogIndex, NodeId, Term } from "../lib/ids.js";
 import type { Prng } from "../lib/prng.js";
 import {
   applyChange, ConfChangeTransition, ConfChangeType, decodeConfChange, encodeConfChange, EntryType, InvalidConfChangeError, MessageType, RawNode, Role,
-  type ConfChange, type ConfState, type Entry, type Message, type RaftLogger, type Ready, type SoftState,
+  type ConfChange, type ConfState, type Entry, type Message, type RaftFaults, type RaftLogger, type Ready, type SoftState,
 } from "../raft/mod.js";
 import type { Wal, WalRecord } from "../storage/wal/mod.js";
 import { WalLogStorage } from "../storage/wal/mod.js";
@@ -48,6 +48,10 @@ export interface GroupOptions {
   readonly onPersist?: (milliseconds: number, entries: number) => void;
   /** --force-new-cluster: before starting, make this member the only one (see forceNewCluster). */
   readonly forceNewCluster?: boolean;
+  /** TEST-ONLY planted bugs (test-switches.ts); never set in production. */
+  readonly raftFaults?: RaftFaults;
+  /** TEST-ONLY planted bug: linearizable reads skip the ReadIndex barrier (test-switches.ts). */
+  readonly plantedStaleReads?: boolean;
 }
 
 interface Waiter {
@@ -133,7 +137,7 @@ export class RaftGroup {
     this.raw = new RawNode({
       id: options.memberId, group: options.group, storage: this.storage,
       electionTicks: options.electionTicks, heartbeatTicks: options.heartbeatTicks, applied,
-      preVote: true, checkQuorum: true, random: options.random, logger: options.logger,
+      preVote: true, checkQuorum: true, random: options.random, logger: options.logger, faults: options.raftFaults,
     });
   }
 
@@ -187,6 +191,7 @@ export class RaftGroup {
    */
   readBarrier(signal?: AbortSignal): Promise<void> {
     if (this.stopped) return Promise.reject(new StoppedError());
+    if (this.options.plantedStaleReads === true) return Promise.resolve(); // TEST-ONLY planted bug: answer from local state
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         resolve: () => resolve(),

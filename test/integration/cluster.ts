@@ -219,7 +219,7 @@ function processAlive(pid: number): boolean {
   }
 }
 
-async function acquireClusterLock(waitMsMax: number): Promise<void> {
+export async function acquireClusterLock(waitMsMax: number): Promise<void> {
   const deadline = Date.now() + waitMsMax;
   let ownerMissingSince: number | null = null;
   while (Date.now() < deadline) {
@@ -241,7 +241,7 @@ async function acquireClusterLock(waitMsMax: number): Promise<void> {
   throw new ClusterError(`another test cluster held ${CLUSTER_LOCK} for ${waitMsMax} ms (owner pid ${String(lockOwner())})`);
 }
 
-function releaseClusterLock(): void {
+export function releaseClusterLock(): void {
   if (!holdingClusterLock) return;
   holdingClusterLock = false;
   if (lockOwner() === process.pid) rmSync(CLUSTER_LOCK, { recursive: true, force: true });

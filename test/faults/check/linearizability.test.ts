@@ -222,6 +222,17 @@ describe("the linearizability checker against a brute-force reference", () => {
     expect(not).toBeGreaterThan(100);
   });
 
+  it("agrees when most outcomes are unknown (the search's symmetry and idle-step pruning)", () => {
+    let not = 0;
+    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 2, max: 8 }), fc.integer({ min: 0, max: 2 }), (seed, operations, corruptions) => {
+      const history = generateHistory({ seed, clients: 4, operations, keys: 1, corruptions, unknownProbability: 0.6, durationMax: 6 });
+      const expected = bruteForceLinearizable(history);
+      expect(checkKey("k0", history).result === "linearizable", JSON.stringify(history)).toBe(expected);
+      if (!expected) not++;
+    }), { numRuns: 1500 });
+    expect(not).toBeGreaterThan(50);
+  });
+
   it("accepts every uncorrupted generated history, many keys and clients", () => {
     for (let seed = 1; seed <= 20; seed++) {
       const report = checkLinearizable(generateHistory({ seed, clients: 10, operations: 400, keys: 4 }));

@@ -16,9 +16,9 @@
  * any point after their call, or never. Reads with an unknown outcome say
  * nothing and are dropped, as are operations that certainly failed.
  *
- * On failure the checker reports a window: a small set of the key's
- * operations, contiguous in call order, that cannot be linearized from ANY
- * initial state of the key, so the lines to read are few.
+ * On failure the checker reports a window: a short span of time whose
+ * operations cannot be linearized from any starting state of the key (see
+ * windowSteps for why that is a sound witness), so the lines to read are few.
  */
 import { describeOperation, groupByKey, validateOperation, type Operation } from "./history.js";
 
@@ -55,7 +55,22 @@ interface Step {
   readonly operation: Operation;
   /** cas-*: the state the compare holds in ("none" when no state satisfies it). */
   readonly expected: State | "none";
+  /** write, cas-*: the state it leaves (ANONYMOUS_VALUE for a value nobody ever observed). */
+  readonly written: State;
+  /**
+   * Steps of one class have the same effect in every state and no answer to
+   * check, so once they have all been called, linearizing one or another is
+   * the same choice: the search tries only the first of a class at each
+   * point. Unknown deletes form one class; unknown puts of values nobody
+   * ever read or compared against form another (their values are all
+   * replaced by ANONYMOUS_VALUE, which nothing can tell apart); unknown
+   * compare-and-swaps of such values, one class per compared state.
+   */
+  readonly symmetry: string | null;
 }
+
+/** The value of a write nobody observed: no read returned it, no compare named it. */
+const ANONYMOUS_VALUE = "\u0000a value nobody observed";
 
 function applyStep(state: State, step: Step): State | undefined {
   const { operation } = step;
@@ -64,12 +79,12 @@ function applyStep(state: State, step: Step): State | undefined {
     case "read":
       return state === operation.readValue ? state : undefined;
     case "write":
-      return operation.value ?? null;
+      return step.written;
     case "cas-value":
     case "cas-revision": {
       const holds = step.expected !== "none" && state === step.expected;
       if (known && holds !== operation.succeeded) return undefined;
-      return holds ? (operation.value ?? null) : state;
+      return holds ? step.written : state;
     }
     case "delete":
       if (known && (state !== null) !== ((operation.deleted ?? 0) > 0)) return undefined;
@@ -103,6 +118,11 @@ function revisionsOf(operations: readonly Operation[]): { values: Map<number, st
 }
 
 function prepare(operations: readonly Operation[], revisionValues: ReadonlyMap<number, string>): Step[] {
+  const observed = new Set<string>(revisionValues.values());
+  for (const operation of operations) {
+    if (operation.outcome === "ok" && typeof operation.readValue === "string") observed.add(operation.readValue);
+    if (operation.expectedValue !== undefined) observed.add(operation.expectedValue);
+  }
   const steps: Step[] = [];
   for (const operation of operations) {
     if (operation.outcome === "fail") continue;
@@ -112,7 +132,15 @@ function prepare(operations: readonly Operation[], revisionValues: ReadonlyMap<n
     if (operation.kind === "cas-revision") {
       expected = operation.expectedModRevision === 0 ? null : (revisionValues.get(operation.expectedModRevision ?? -1) ?? "none");
     }
-    steps.push({ operation, expected });
+    const unknown = operation.outcome === "unknown";
+    // A compare that no state satisfies leaves an unknown swap with no effect at all.
+    if (unknown && operation.kind.startsWith("cas") && expected === "none") continue;
+    const anonymous = unknown && operation.value !== undefined && !observed.has(operation.value);
+    let symmetry: string | null = null;
+    if (unknown && operation.kind === "delete") symmetry = "delete";
+    if (anonymous && operation.kind === "write") symmetry = "anonymous-write";
+    if (anonymous && operation.kind.startsWith("cas")) symmetry = `anonymous-swap-from:${expected === null ? "missing" : `=${String(expected)}`}`;
+    steps.push({ operation, expected, written: anonymous ? ANONYMOUS_VALUE : (operation.value ?? null), symmetry });
   }
   return steps;
 }
@@ -166,8 +194,6 @@ function unlift(entry: Entry): void {
 interface SearchResult {
   readonly result: "linearizable" | "not-linearizable" | "inconclusive";
   readonly statesExplored: number;
-  /** not-linearizable: the step whose return could not be reached at the deepest point of the search. */
-  readonly stuckStep?: number;
 }
 
 /** Wing & Gong / Lowe over the steps, from `initial`. */
@@ -180,13 +206,20 @@ function search(steps: readonly Step[], initial: State, statesMax: number): Sear
   const stack: { entry: Entry; state: State }[] = [];
   let state = initial;
   let entry = head.next as Entry;
-  let deepest = -1;
-  let stuckStep = -1;
+  // Per search depth: the symmetry classes already tried at that point (see Step.symmetry).
+  const tried: Set<string>[] = [new Set()];
   while (true) {
     if (entry.call) {
+      const symmetry = steps[entry.step].symmetry;
+      if (symmetry !== null && tried[tried.length - 1].has(symmetry)) {
+        entry = entry.next as Entry;
+        continue;
+      }
       const next = applyStep(state, steps[entry.step]);
       let advanced = false;
-      if (next !== undefined) {
+      // An unknown operation that would change nothing now is better left pending: it can still take effect later, or never.
+      const idle = next === state && steps[entry.step].operation.outcome === "unknown";
+      if (next !== undefined && !idle) {
         const word = entry.step >>> 5;
         const bit = 1 << (entry.step & 31);
         linearized[word] |= bit;
@@ -197,6 +230,7 @@ function search(steps: readonly Step[], initial: State, statesMax: number): Sear
           stack.push({ entry, state });
           state = next;
           lift(entry);
+          tried.push(new Set());
           advanced = true;
           if (head.next === null) return { result: "linearizable", statesExplored: seen.size };
           entry = head.next;
@@ -213,15 +247,14 @@ function search(steps: readonly Step[], initial: State, statesMax: number): Sear
     // A return: everything still in the list is pending. Returns at infinity belong to operations that may never
     // take effect, so reaching one means every operation that did return has been linearized.
     if (entry.time === Number.POSITIVE_INFINITY) return { result: "linearizable", statesExplored: seen.size };
-    if (stack.length > deepest) {
-      deepest = stack.length;
-      stuckStep = entry.step;
-    }
     const top = stack.pop();
-    if (top === undefined) return { result: "not-linearizable", statesExplored: seen.size, stuckStep };
+    if (top === undefined) return { result: "not-linearizable", statesExplored: seen.size };
     state = top.state;
     linearized[top.entry.step >>> 5] &= ~(1 << (top.entry.step & 31));
     unlift(top.entry);
+    tried.pop();
+    const symmetry = steps[top.entry.step].symmetry;
+    if (symmetry !== null) tried[tried.length - 1].add(symmetry);
     entry = top.entry.next as Entry;
   }
 }
@@ -232,9 +265,9 @@ const OTHER_VALUE = "\u0000some other value";
 /** Whether the steps admit no linearization from any starting state of the key. */
 function failsFromAnyState(steps: readonly Step[], statesMax: number): boolean {
   const starts = new Set<State>([null, OTHER_VALUE]);
-  for (const { operation, expected } of steps) {
+  for (const { operation, expected, written } of steps) {
     if (typeof operation.readValue === "string") starts.add(operation.readValue);
-    if (operation.value !== undefined) starts.add(operation.value);
+    starts.add(written);
     if (expected !== "none") starts.add(expected);
   }
   for (const start of starts) {
@@ -244,33 +277,61 @@ function failsFromAnyState(steps: readonly Step[], statesMax: number): boolean {
 }
 
 /**
- * Narrows a failing key down to a window of steps contiguous in call order
- * that fails from any starting state: first the latest start that still
- * fails, then the earliest end. Both are found by bisection and the result
- * verified; when bisection meets a non-monotone case, the wider window stands.
+ * The key's history seen through the time window [from, to]: operations that
+ * ended before `from` or started after `to` are left out, and operations
+ * that cross an edge lose their answers (they become unknown: they may or
+ * may not have taken effect inside the window; a read that crosses an edge
+ * says nothing and goes). If the whole history is linearizable, so is every
+ * such window from SOME starting state: the linearization's own order,
+ * restricted to the window, is one. So a window that fails from every
+ * starting state is a sound witness, and a wider window over a failing one
+ * fails too, which lets bisection find the edges.
  */
-function smallestWindow(steps: readonly Step[], stuckStep: number, statesMax: number): Step[] {
-  const stuck = steps[stuckStep].operation;
-  const candidates = steps.filter((step) => step.operation.startMs <= stuck.endMs)
-    .sort((a, b) => a.operation.startMs - b.operation.startMs || a.operation.id - b.operation.id);
-  const fails = (from: number, to: number): boolean => failsFromAnyState(candidates.slice(from, to), statesMax);
-  if (!fails(0, candidates.length)) return candidates;
-  let low = 0;
-  let high = candidates.length - 1;
-  while (low < high) {
-    const middle = (low + high + 1) >>> 1;
-    if (fails(middle, candidates.length)) low = middle;
-    else high = middle - 1;
+function windowSteps(steps: readonly Step[], from: number, to: number): Step[] {
+  const inside: Step[] = [];
+  for (const step of steps) {
+    const { operation } = step;
+    const end = operation.outcome === "ok" ? operation.endMs : Number.POSITIVE_INFINITY;
+    if (operation.startMs > to || end < from) continue;
+    if (operation.outcome === "ok" && (operation.startMs < from || end > to)) {
+      if (operation.kind === "read") continue;
+      inside.push({ ...step, operation: { ...operation, outcome: "unknown" } });
+    } else {
+      inside.push(step);
+    }
   }
-  const from = low;
-  low = from + 1;
-  high = candidates.length;
+  return inside;
+}
+
+/**
+ * Narrows a failing key to a short window of time: first the earliest end
+ * (the history cut there already fails from the key's real start, missing),
+ * then the latest start (the window fails from any starting state). Both
+ * edges are found by bisection over the operations' own times.
+ */
+function smallestWindow(steps: readonly Step[], statesMax: number): { steps: Step[]; from: number; to: number } {
+  const ends = [...new Set(steps.filter((step) => step.operation.outcome === "ok").map((step) => step.operation.endMs))].sort((a, b) => a - b);
+  let low = 0;
+  let high = ends.length - 1;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (fails(from, middle)) high = middle;
+    if (search(windowSteps(steps, Number.NEGATIVE_INFINITY, ends[middle]), null, statesMax).result === "not-linearizable") high = middle;
     else low = middle + 1;
   }
-  return candidates.slice(from, low);
+  const to = ends[low] ?? Number.POSITIVE_INFINITY;
+  const starts = [...new Set(steps.map((step) => step.operation.startMs))].filter((time) => time <= to).sort((a, b) => a - b);
+  if (!failsFromAnyState(windowSteps(steps, starts[0] ?? Number.NEGATIVE_INFINITY, to), statesMax)) {
+    // Only the key's real start (missing) explains the failure: the window reaches back to the beginning.
+    return { steps: windowSteps(steps, Number.NEGATIVE_INFINITY, to), from: Number.NEGATIVE_INFINITY, to };
+  }
+  low = 0;
+  high = starts.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >>> 1;
+    if (failsFromAnyState(windowSteps(steps, starts[middle], to), statesMax)) low = middle;
+    else high = middle - 1;
+  }
+  return { steps: windowSteps(steps, starts[low], to), from: starts[low], to };
 }
 
 export function checkKey(key: string, operations: readonly Operation[], options: CheckOptions = {}): KeyVerdict {
@@ -283,10 +344,13 @@ export function checkKey(key: string, operations: readonly Operation[], options:
   const steps = prepare(operations, values);
   const outcome = search(steps, null, statesMax);
   if (outcome.result !== "not-linearizable") return { key, result: outcome.result, operations: operations.length, statesExplored: outcome.statesExplored };
-  const window = smallestWindow(steps, outcome.stuckStep ?? 0, statesMax).map((step) => step.operation);
+  const found = smallestWindow(steps, statesMax);
+  const window = found.steps.map((step) => step.operation);
+  const span = Number.isFinite(found.from) ? `between ${found.from.toFixed(1)} and ${found.to.toFixed(1)} ms` : `up to ${found.to.toFixed(1)} ms`;
+  const start = Number.isFinite(found.from) ? "from any starting value" : "from the key's start (missing)";
   return {
     key, result: "not-linearizable", operations: operations.length, statesExplored: outcome.statesExplored, window,
-    reason: `no order of these ${window.length} operations on ${JSON.stringify(key)} is legal from any starting value`,
+    reason: `no order of these ${window.length} operations ${span} is legal ${start} (operations crossing the window's edges count as unknown)`,
   };
 }
 

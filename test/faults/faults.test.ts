@@ -1,0 +1,109 @@
+/**
+ * The fault harness in CI: two short runs against a real 3-member cluster
+ * with kill -9, SIGSTOP and partitions (fixed seeds, so a failure replays
+ * with `npm run faults -- --seed S ...`), which must pass every checker;
+ * and one run against a member built with a planted bug, which must be
+ * caught. Needs root, `ip` and `iptables` (.ci/run installs them): without
+ * them the harness exits 2 and these tests fail, loudly, rather than skip.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { acquireClusterLock, ensureBuilt, releaseClusterLock } from "../integration/cluster.js";
+import type { RunSummary } from "./main.js";
+
+const REPOSITORY = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const HARNESS = join(REPOSITORY, "dist/test/faults/main.js");
+const RUN_SECONDS = 45;
+/** The fault phase, then up to a minute to start, heal, check liveness, read back and check. */
+const RUN_TIMEOUT_MS = (RUN_SECONDS + 75) * 1000;
+const PLANTED_RUN_SECONDS = 25;
+const LOCK_WAIT_MS_MAX = 240_000;
+/** Well above the healthy-phase floor the harness enforces itself: a run that barely moves proves little. */
+const SUCCESSFUL_OPERATIONS_MIN = 500;
+
+interface HarnessResult {
+  readonly code: number | null;
+  readonly output: string;
+  readonly summary: RunSummary | null;
+}
+
+function runHarness(resultsRoot: string, args: readonly string[], timeoutMs: number): Promise<HarnessResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [HARNESS, "--results", resultsRoot, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => void (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString()));
+    // SIGTERM lets the harness kill its members and delete its namespaces.
+    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      const seed = args[args.indexOf("--seed") + 1];
+      const runDirectory = existsSync(resultsRoot) ? readdirSync(resultsRoot).find((name) => name.endsWith(`-seed-${seed}`)) : undefined;
+      const summaryPath = runDirectory === undefined ? "" : join(resultsRoot, runDirectory, "summary.json");
+      const summary = summaryPath !== "" && existsSync(summaryPath) ? JSON.parse(readFileSync(summaryPath, "utf8")) as RunSummary : null;
+      resolveRun({ code, output, summary });
+    });
+  });
+}
+
+describe("the fault-injection harness on a real cluster", () => {
+  let resultsRoot = "";
+  let failed = false;
+
+  beforeAll(async () => {
+    await acquireClusterLock(LOCK_WAIT_MS_MAX);
+    ensureBuilt();
+    resultsRoot = mkdtempSync(join(tmpdir(), "cairn-faults-results-"));
+  }, LOCK_WAIT_MS_MAX + 120_000);
+
+  afterAll(() => {
+    // Kept on failure: the histories and member logs are what explains it.
+    if (failed) process.stderr.write(`fault harness results kept in ${resultsRoot}\n`);
+    else if (resultsRoot !== "") rmSync(resultsRoot, { recursive: true, force: true });
+    releaseClusterLock();
+  });
+
+  for (const seed of [101, 202]) {
+    it(`passes every checker through ${RUN_SECONDS} s of kills, pauses and partitions (seed ${seed})`, async () => {
+      const result = await runHarness(resultsRoot, ["--seed", String(seed), "--time", String(RUN_SECONDS), "--nemesis", "kill,pause,partition"], RUN_TIMEOUT_MS);
+      if (result.code !== 0) failed = true;
+      expect(result.code, result.output.slice(-6000)).toBe(0);
+      const summary = result.summary;
+      expect(summary, "the run wrote no summary.json").not.toBeNull();
+      expect(summary?.valid).toBe(true);
+      expect(summary?.problems).toEqual([]);
+      expect(summary?.operations.ok).toBeGreaterThan(SUCCESSFUL_OPERATIONS_MIN);
+      expect(Object.values(summary?.faults ?? {}).reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(3);
+      expect(summary?.linearizability.keys).toBeGreaterThan(1);
+      expect(summary?.durability.acknowledgedWrites).toBeGreaterThan(100);
+      expect(summary?.watch.events).toBeGreaterThan(100);
+    }, RUN_TIMEOUT_MS + 10_000);
+  }
+
+  it("reports a member that serves linearizable reads from local state (a planted bug) as not linearizable", async () => {
+    const seed = 303;
+    const result = await runHarness(resultsRoot, [
+      "--seed", String(seed), "--time", String(PLANTED_RUN_SECONDS), "--nemesis", "partition,pause", "--planted-fault", "stale-reads",
+    ], (PLANTED_RUN_SECONDS + 75) * 1000);
+    expect(result.code, result.output.slice(-6000)).toBe(1);
+    expect(result.summary?.linearizability.valid).toBe(false);
+    expect(result.summary?.linearizability.failures.length).toBeGreaterThan(0);
+    // Each failure names its key and a window of the operations that cannot be ordered.
+    expect(result.summary?.linearizability.failures[0]).toMatch(/not-linearizable — no order of these \d+ operations/);
+    expect(result.output).toMatch(/FAIL seed 303/);
+  }, (PLANTED_RUN_SECONDS + 85) * 1000);
+
+  it("refuses bad arguments with a clear message and exit status 2", async () => {
+    const result = await runHarness(resultsRoot, ["--seed", "1", "--nemesis", "flood"], 30_000);
+    expect(result.code).toBe(2);
+    expect(result.output).toMatch(/unknown nemesis "flood"/);
+    const nodes = await runHarness(resultsRoot, ["--seed", "1", "--nodes", "4"], 30_000);
+    expect(nodes.code).toBe(2);
+    expect(nodes.output).toMatch(/--nodes must be 3 or 5/);
+  });
+});
