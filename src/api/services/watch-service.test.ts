@@ -174,6 +174,29 @@ describe("WatchService", () => {
     await t.call;
   });
 
+  it("lets a live watch send while another watch on the same stream is still replaying a long history", async () => {
+    const t = setup();
+    for (let i = 0; i < 5000; i++) t.put(`history/${i % 50}`, String(i));
+    t.requests.push(create("live"));
+    await until(() => t.sink.sent.length >= 1);
+    // Held, so the replay cannot finish before the live write happens.
+    t.sink.held = true;
+    t.requests.push(create("history/", { rangeEnd: bytes("history0"), startRevision: 1 }));
+    await until(() => t.sink.sent.length >= 2);
+    t.put("live", "now");
+    t.sink.resume();
+    await until(() => t.sink.sent.flatMap((response) => response.events).length >= 5001);
+    const order = t.sink.sent.filter((response) => response.events.length > 0).map((response) => response.watchId);
+    const liveAt = order.indexOf(0);
+    // Deliveries take turns: the live event goes out long before the replay's last delivery.
+    expect(liveAt).toBeGreaterThan(0);
+    expect(liveAt).toBeLessThan(order.lastIndexOf(1));
+    const replayed = t.sink.sent.filter((response) => response.watchId === 1).flatMap((response) => response.events);
+    expect(replayed.map((event) => event.kv?.modRevision)).toEqual(Array.from({ length: 5000 }, (_, i) => i + 2));
+    t.controller.abort();
+    await t.call;
+  });
+
   it("refuses the stream on a learner, as etcd does", async () => {
     const t = setup({ learner: true });
     await expect(t.call).rejects.toThrow("etcdserver: rpc not supported for learner");
