@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { acquireClusterLock, ensureBuilt, releaseClusterLock } from "../integration/cluster.js";
 import type { RunSummary } from "./main.js";
 
@@ -56,16 +56,24 @@ describe("the fault-injection harness on a real cluster", () => {
   let failed = false;
 
   beforeAll(async () => {
+    // Under the lock: parallel test files never compile into dist/ at once.
     await acquireClusterLock(LOCK_WAIT_MS_MAX);
-    ensureBuilt();
+    try {
+      ensureBuilt();
+    } finally {
+      releaseClusterLock();
+    }
     resultsRoot = mkdtempSync(join(tmpdir(), "cairn-faults-results-"));
   }, LOCK_WAIT_MS_MAX + 120_000);
+
+  // One run at a time holds the process-test lock (test/integration/cluster.ts), so other process tests get turns between runs.
+  beforeEach(() => acquireClusterLock(LOCK_WAIT_MS_MAX), LOCK_WAIT_MS_MAX + 10_000);
+  afterEach(() => releaseClusterLock());
 
   afterAll(() => {
     // Kept on failure: the histories and member logs are what explains it.
     if (failed) process.stderr.write(`fault harness results kept in ${resultsRoot}\n`);
     else if (resultsRoot !== "") rmSync(resultsRoot, { recursive: true, force: true });
-    releaseClusterLock();
   });
 
   for (const seed of [101, 202]) {
