@@ -108,7 +108,7 @@ class WatchStream {
     const ticker = setInterval(() => this.progressTick(), progressIntervalMs);
     ticker.unref();
     // The request side may end (a client half-close) while the watches go on, as in etcd.
-    const receiving = this.receive(requests).catch((error: unknown) => {
+    this.receive(requests).catch((error: unknown) => {
       this.receiveFailure = error;
       this.wake();
     });
@@ -121,7 +121,6 @@ class WatchStream {
       this.signal.removeEventListener("abort", onAbort);
       for (const watch of this.watches.values()) this.backend.hub.cancel(watch.watcher);
       this.watches.clear();
-      void receiving;
     }
   }
 
