@@ -8,6 +8,7 @@
 import { assert } from "../../lib/assert.js";
 import type { GroupId } from "../../lib/ids.js";
 import type { Entry, EntryType, HardState, SnapshotMetadata } from "../../raft/types.js";
+import { Column } from "./column.js";
 import type { Checkpoint } from "./record-codec.js";
 
 /** Bytes a cached entry costs beyond its data (object, array slot, bookkeeping). */
@@ -43,11 +44,11 @@ export class GroupLog {
   checkpointOrigin: { readonly segment: number; readonly offset: number } | null = null;
 
   private base = 1;
-  private terms: number[] = [];
-  private types: EntryType[] = [];
-  private segments: number[] = [];
-  private recordOffsets: number[] = [];
-  private entryOffsets: number[] = [];
+  private terms = new Column("f64");
+  private types = new Column<EntryType>("u8");
+  private segments = new Column("f64");
+  private recordOffsets = new Column("f64");
+  private entryOffsets = new Column("f64");
 
   /** Entries [cacheFrom, lastIndex] are cached, in order. */
   private cacheFrom = 1;
@@ -66,24 +67,24 @@ export class GroupLog {
   }
 
   term(index: number): number | undefined {
-    if (index >= this.firstIndex && index <= this.lastIndex) return this.terms[index - this.base];
+    if (index >= this.firstIndex && index <= this.lastIndex) return this.terms.get(index - this.base);
     if (this.snapshot && index === this.snapshot.index) return this.snapshot.term;
     if (index === 0) return 0;
     return undefined;
   }
 
   entryType(index: number): EntryType {
-    return this.types[index - this.base];
+    return this.types.get(index - this.base);
   }
 
   location(index: number): EntryLocation {
     const slot = index - this.base;
-    return { segment: this.segments[slot], recordOffset: this.recordOffsets[slot], entryOffset: this.entryOffsets[slot] };
+    return { segment: this.segments.get(slot), recordOffset: this.recordOffsets.get(slot), entryOffset: this.entryOffsets.get(slot) };
   }
 
   /** The segment holding the first entry (entries only move to later segments as the index grows), or undefined if the log is empty. */
   firstEntrySegment(): number | undefined {
-    return this.lastIndex >= this.firstIndex ? this.segments[this.firstIndex - this.base] : undefined;
+    return this.lastIndex >= this.firstIndex ? this.segments.get(this.firstIndex - this.base) : undefined;
   }
 
   cached(index: number): Entry | undefined {
@@ -93,13 +94,13 @@ export class GroupLog {
   // ------------------------------------------------------------ the log rules
 
   /** Why a run of entries starting at `firstIndex` with these terms cannot be appended, or null. */
-  checkEntries(firstIndex: number, terms: readonly number[]): string | null {
-    if (terms.length === 0) return "an entries record must hold at least one entry";
+  checkEntries(firstIndex: number, terms: readonly number[], count = terms.length): string | null {
+    if (count === 0) return "an entries record must hold at least one entry";
     if (firstIndex < this.firstIndex) return `entries start at index ${firstIndex}, below the log's first index ${this.firstIndex}`;
     if (firstIndex > this.lastIndex + 1) return `entries start at index ${firstIndex} but the log ends at ${this.lastIndex}: a gap`;
     const previous = this.term(firstIndex - 1) ?? 0;
     if (terms[0] < previous) return `entry ${firstIndex} has term ${terms[0]}, below term ${previous} of the entry before it`;
-    for (let k = 1; k < terms.length; k++) {
+    for (let k = 1; k < count; k++) {
       if (terms[k] < terms[k - 1]) return `entry ${firstIndex + k} has term ${terms[k]}, below term ${terms[k - 1]} of the entry before it`;
     }
     return null;
@@ -108,7 +109,8 @@ export class GroupLog {
   /**
    * Appends (replacing any conflicting suffix) after checkEntries said yes.
    * `entries`, when given, are the appended entries themselves and go to the
-   * cache; recovery passes none and leaves the cache empty.
+   * cache, and only the first entries.length slots of the other arrays count;
+   * recovery passes none and leaves the cache empty.
    */
   appendEntries(
     firstIndex: number, terms: readonly number[], types: readonly EntryType[],
@@ -116,21 +118,23 @@ export class GroupLog {
     entries?: readonly Entry[],
   ): void {
     assert(firstIndex >= this.firstIndex && firstIndex <= this.lastIndex + 1, "append leaves a gap");
+    // The WAL passes scratch arrays longer than the run: with entries, the run is entries.length long.
+    const count = entries ? entries.length : terms.length;
     this.truncateAfter(firstIndex - 1);
-    for (let k = 0; k < terms.length; k++) {
+    for (let k = 0; k < count; k++) {
       this.terms.push(terms[k]);
       this.types.push(types[k]);
       this.segments.push(segment);
       this.recordOffsets.push(recordOffset);
       this.entryOffsets.push(entryOffsets[k]);
     }
-    this.lastIndex = firstIndex + terms.length - 1;
+    this.lastIndex = firstIndex + count - 1;
     assert(this.terms.length === this.lastIndex - this.base + 1, "per-entry arrays out of step with the log");
     if (!entries) {
       this.dropCache(this.lastIndex + 1);
       return;
     }
-    assert(entries.length === terms.length && entries[0].index === firstIndex, "cached entries differ from the appended run");
+    assert(entries[0].index === firstIndex, "cached entries differ from the appended run");
     // truncateAfter left the cache ending at firstIndex - 1, or empty and starting at firstIndex.
     for (const entry of entries) {
       this.cache.push(entry);
@@ -156,7 +160,7 @@ export class GroupLog {
       return `snapshot marker at index ${index} has term ${term}, but the earlier marker there has term ${this.snapshot.term}`;
     }
     if (index < this.firstIndex - 1) return `snapshot marker at index ${index} leaves entries ${index + 1}..${this.firstIndex - 1} missing before the log's first entry`;
-    if (index === this.firstIndex - 1 && this.lastIndex >= this.firstIndex && term > this.terms[this.firstIndex - this.base]) {
+    if (index === this.firstIndex - 1 && this.lastIndex >= this.firstIndex && term > this.terms.get(this.firstIndex - this.base)) {
       return `snapshot marker at index ${index} has term ${term}, above the term of the entry after it`;
     }
     return null;
@@ -185,11 +189,11 @@ export class GroupLog {
     this.firstIndex = index + 1;
     this.lastIndex = index;
     this.base = index + 1;
-    this.terms = [];
-    this.types = [];
-    this.segments = [];
-    this.recordOffsets = [];
-    this.entryOffsets = [];
+    this.terms = new Column("f64");
+    this.types = new Column<EntryType>("u8");
+    this.segments = new Column("f64");
+    this.recordOffsets = new Column("f64");
+    this.entryOffsets = new Column("f64");
     this.dropCache(index + 1);
   }
 
@@ -198,7 +202,7 @@ export class GroupLog {
   checkpoint(): Checkpoint {
     const termRuns: Array<[number, number]> = [];
     for (let index = this.firstIndex; index <= this.lastIndex; index++) {
-      const term = this.terms[index - this.base];
+      const term = this.terms.get(index - this.base);
       if (termRuns.length === 0 || termRuns[termRuns.length - 1][1] !== term) termRuns.push([index, term]);
     }
     return { hardState: this.hardState, snapshot: this.snapshot, firstIndex: this.firstIndex, lastIndex: this.lastIndex, termRuns };
@@ -213,16 +217,16 @@ export class GroupLog {
     this.lastIndex = checkpoint.lastIndex;
     this.base = checkpoint.firstIndex;
     const count = checkpoint.lastIndex - checkpoint.firstIndex + 1;
-    this.terms = new Array<number>(count);
+    this.terms = Column.filled("f64", count, 0);
     for (let run = 0; run < checkpoint.termRuns.length; run++) {
       const [start, term] = checkpoint.termRuns[run];
       const end = run + 1 < checkpoint.termRuns.length ? checkpoint.termRuns[run + 1][0] : checkpoint.lastIndex + 1;
       this.terms.fill(term, start - this.base, end - this.base);
     }
-    this.types = new Array<EntryType>(count).fill(0);
-    this.segments = new Array<number>(count).fill(0);
-    this.recordOffsets = new Array<number>(count).fill(0);
-    this.entryOffsets = new Array<number>(count).fill(0);
+    this.types = Column.filled<EntryType>("u8", count, 0);
+    this.segments = Column.filled("f64", count, 0);
+    this.recordOffsets = Column.filled("f64", count, 0);
+    this.entryOffsets = Column.filled("f64", count, 0);
     this.dropCache(this.lastIndex + 1);
     this.checkpointOrigin = origin;
   }
@@ -249,17 +253,17 @@ export class GroupLog {
     const to = Math.min(high, this.lastIndex);
     for (let index = from; index <= to; index++) {
       const slot = index - this.base;
-      if (this.segments[slot] !== -batch) continue;
-      this.segments[slot] = segment;
-      this.recordOffsets[slot] += baseOffset;
-      this.entryOffsets[slot] += baseOffset;
+      if (this.segments.get(slot) !== -batch) continue;
+      this.segments.set(slot, segment);
+      this.recordOffsets.set(slot, this.recordOffsets.get(slot) + baseOffset);
+      this.entryOffsets.set(slot, this.entryOffsets.get(slot) + baseOffset);
     }
   }
 
   /** Drops up to `count` of the oldest cached entries, never one that exists only in a batch still being written. */
   evictCache(count: number): void {
     let dropped = 0;
-    while (dropped < count && dropped < this.cache.length && this.segments[this.cacheFrom + dropped - this.base] > 0) {
+    while (dropped < count && dropped < this.cache.length && this.segments.get(this.cacheFrom + dropped - this.base) > 0) {
       this.cacheBytes -= cost(this.cache[dropped]);
       dropped++;
     }
@@ -275,11 +279,11 @@ export class GroupLog {
   private truncateAfter(index: number): void {
     const keep = index - this.base + 1;
     if (keep < this.terms.length) {
-      this.terms.length = keep;
-      this.types.length = keep;
-      this.segments.length = keep;
-      this.recordOffsets.length = keep;
-      this.entryOffsets.length = keep;
+      this.terms.truncate(keep);
+      this.types.truncate(keep);
+      this.segments.truncate(keep);
+      this.recordOffsets.truncate(keep);
+      this.entryOffsets.truncate(keep);
       this.lastIndex = index;
     }
     if (this.cacheFrom + this.cache.length < index + 1 || this.cacheFrom > index + 1) this.dropCache(index + 1);
@@ -298,11 +302,11 @@ export class GroupLog {
   private reclaimDeadSlots(): void {
     const dead = this.firstIndex - this.base;
     if (dead < DEAD_SLOTS_MAX || dead < this.terms.length / 2) return;
-    this.terms.splice(0, dead);
-    this.types.splice(0, dead);
-    this.segments.splice(0, dead);
-    this.recordOffsets.splice(0, dead);
-    this.entryOffsets.splice(0, dead);
+    this.terms.dropFront(dead);
+    this.types.dropFront(dead);
+    this.segments.dropFront(dead);
+    this.recordOffsets.dropFront(dead);
+    this.entryOffsets.dropFront(dead);
     this.base = this.firstIndex;
   }
 }

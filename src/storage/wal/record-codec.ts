@@ -109,8 +109,9 @@ export function encodeEntriesRecord(
   writeU64(target, entries[0].index, at);
   target.writeUInt32LE(entries.length, at + 8);
   at += ENTRIES_PREFIX_BYTES;
-  for (const entry of entries) {
-    entryOffsets.push(at);
+  for (let k = 0; k < entries.length; k++) {
+    const entry = entries[k];
+    entryOffsets[k] = at;
     writeU64(target, entry.term, at);
     target[at + 8] = entry.type;
     target.writeUInt32LE(entry.data.length, at + 9);

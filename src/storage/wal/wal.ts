@@ -56,6 +56,8 @@ import { GroupLog, type GroupSummary } from "./group-log.js";
 const BATCH_BUFFER_BYTES = 1024 * 1024;
 /** Zeros written per call while preallocating a segment. */
 const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
+/** Zeros written to a segment being prepared between two of its fdatasyncs. */
+const PREALLOCATE_SYNC_BYTES = 4 * 1024 * 1024;
 /** The cache is trimmed to this fraction of its limit once it goes over, so trimming is not done on every append. */
 const CACHE_TRIM_FRACTION = 7 / 8;
 const SEGMENT_NAME = /^(\d{16})\.wal$/;
@@ -253,27 +255,26 @@ export class Wal {
   private acceptEntries(batch: Batch, group: GroupLog, entries: readonly Entry[]): void {
     if (entries.length === 0) throw new WalInvalidAppendError(`group ${group.group}: an entries record needs at least one entry`);
     const firstIndex = entries[0].index;
-    // Scratch arrays reused by every append: the group log copies what it keeps, so the hot path allocates nothing here.
+    // Scratch arrays reused by every append: the group log copies what it keeps, so the hot path allocates
+    // nothing here. Only their first entries.length slots count; they are overwritten, never shortened
+    // (setting an array's length to 0 frees its backing store, and the next write allocates a new one).
     const terms = this.scratchTerms;
     const types = this.scratchTypes;
     const entryOffsets = this.scratchOffsets;
-    terms.length = 0;
-    types.length = 0;
-    entryOffsets.length = 0;
     for (let k = 0; k < entries.length; k++) {
       const entry = entries[k];
       if (entry.index !== firstIndex + k) throw new WalInvalidAppendError(`group ${group.group}: entry indexes are not contiguous at ${entry.index}`);
       if (!Number.isSafeInteger(entry.term) || entry.term < 1) throw new WalInvalidAppendError(`group ${group.group}: entry ${entry.index} has invalid term ${entry.term}`);
       if (entry.type !== 0 && entry.type !== 1) throw new WalInvalidAppendError(`group ${group.group}: entry ${entry.index} has unknown type ${String(entry.type)}`);
-      terms.push(entry.term);
-      types.push(entry.type);
+      terms[k] = entry.term;
+      types[k] = entry.type;
     }
     if (!Number.isSafeInteger(firstIndex) || firstIndex < 1) throw new WalInvalidAppendError(`group ${group.group}: invalid first index ${firstIndex}`);
     const bytes = entriesRecordBytes(entries);
     if (bytes - RECORD_HEADER_BYTES > limits.walRecordBytesMax) {
       throw new WalInvalidAppendError(`group ${group.group}: ${bytes} bytes of entries exceed the record limit of ${limits.walRecordBytesMax}`);
     }
-    const reason = group.checkEntries(firstIndex, terms);
+    const reason = group.checkEntries(firstIndex, terms, entries.length);
     if (reason) throw new WalInvalidAppendError(`group ${group.group}: ${reason}`);
     this.reserve(batch, bytes);
     const recordOffset = batch.length;
@@ -438,7 +439,8 @@ export class Wal {
     const handle = this.current.handle;
     await handle.write(batch.buffer.subarray(0, batch.length), batch.baseOffset);
     // The bytes are in the file now (page cache or overlay), so entries can be read from there.
-    for (const [group, range] of batch.touched) group.settleLocations(batch.number, range.low, range.high, batch.segment, batch.baseOffset);
+    // forEach, not for-of: iterating a Map's entries allocates a pair per group per batch.
+    batch.touched.forEach((range, group) => group.settleLocations(batch.number, range.low, range.high, batch.segment, batch.baseOffset));
     if (this.faults.acknowledgeBeforeSync) batch.resolve();
     await handle.sync();
     this.counters.syncs++;
@@ -469,8 +471,16 @@ export class Wal {
     const handle = await this.fileSystem.open(path + TEMPORARY_SUFFIX, { create: true });
     await handle.truncate(0);
     const zeros = Buffer.alloc(Math.min(PREALLOCATE_CHUNK_BYTES, this.segmentBytes));
+    let unsynced = 0;
     for (let at = SEGMENT_HEADER_BYTES; at < this.segmentBytes; at += zeros.length) {
       await handle.write(zeros.subarray(0, Math.min(zeros.length, this.segmentBytes - at)), at);
+      unsynced += zeros.length;
+      // Flush in slices: one fdatasync of a whole segment's zeros holds the disk for tens of
+      // milliseconds, and every batch sync issued meanwhile waits behind it (the append p99).
+      if (unsynced >= PREALLOCATE_SYNC_BYTES) {
+        await handle.sync();
+        unsynced = 0;
+      }
     }
     await handle.write(encodeSegmentHeader(this.options.clusterId, this.options.nodeId, sequence), 0);
     await handle.sync();
