@@ -28,7 +28,7 @@ describe("Column", () => {
   });
 
   it("a filled u8 column holds small values and takes fills over ranges", () => {
-    const column = Column.filled("u8", 40, 1);
+    const column = Column.filled<number>("u8", 40, 1);
     expect(column.length).toBe(40);
     column.fill(0, 10, 20);
     expect([column.get(9), column.get(10), column.get(19), column.get(20)]).toEqual([1, 0, 0, 1]);
