@@ -82,6 +82,13 @@ describe("leases, locks and elections on a 3-member cluster", () => {
     const ttl = await ctl(["lease", "timetolive", id, "--keys"]);
     expect(ttl.stdout).toMatch(new RegExp(`lease ${id} granted with TTL\\(60s\\), remaining\\((59|60)s\\), attached keys\\(\\[svc/a svc/b\\]\\)`));
     expect((await ctl(["lease", "keep-alive", "--once", id])).stdout).toContain(`lease ${id} keepalived with TTL(60)`);
+    // A keep-alive sent to a follower reaches the leader (it is forwarded through Raft like a write).
+    const { leader } = await cluster!.waitForLeader(10_000);
+    const follower = cluster!.members.find((member) => member !== leader && member.running)!;
+    await pause(2000);
+    const onFollower = await etcdctl([follower.endpoint], ["lease", "keep-alive", "--once", id]);
+    expect(onFollower.stdout).toContain(`lease ${id} keepalived with TTL(60)`);
+    expect((await etcdctl([leader.endpoint], ["lease", "timetolive", id])).stdout).toMatch(/remaining\((59|60)s\)/);
     expect((await ctl(["lease", "revoke", id])).stdout).toContain(`lease ${id} revoked`);
     expect((await ctl(["get", "svc/", "--prefix"])).stdout).toBe("");
     const again = await ctl(["lease", "revoke", id]);
@@ -154,6 +161,26 @@ describe("leases, locks and elections on a 3-member cluster", () => {
     expect(goneAt - grantedAt).toBeGreaterThanOrEqual(5000);
     c.restart(leader);
     await c.waitForLeader(20_000);
+  }));
+
+  it("continues a lease from its checkpointed remaining TTL after the whole cluster restarts, not from its full TTL", run(async () => {
+    const c = cluster!;
+    const id = leaseIdOf((await ctl(["lease", "grant", "20"])).stdout);
+    expect((await ctl(["put", "--lease", id, "checkpointed", "x"])).code).toBe(0);
+    // Checkpoints every second (the cluster's --experimental-lease-checkpoint-interval): about 10 s remain when it stops.
+    await pause(10_000);
+    await Promise.all(c.members.map((member) => c.kill(member, "SIGKILL")));
+    for (const member of c.members) c.restart(member);
+    await c.waitForLeader(30_000);
+    const answer = await ctl(["lease", "timetolive", id]);
+    const match = /remaining\((\d+)s\)/.exec(answer.stdout);
+    expect(match, answer.stdout + answer.stderr).not.toBeNull();
+    // Without checkpoints every member would start the lease again from 20 s (at least 14 s left here, restarts included).
+    const remaining = Number(match![1]);
+    expect(remaining).toBeGreaterThan(0);
+    expect(remaining).toBeLessThanOrEqual(11);
+    expect((await ctl(["get", "checkpointed", "--print-value-only"])).stdout.trim()).toBe("x");
+    expect((await ctl(["lease", "revoke", id])).code).toBe(0);
   }));
 
   it("keeps a kept-alive lease through a leader change", run(async () => {
