@@ -140,4 +140,23 @@ describe("the lease keeper", () => {
     expect(harness.mvcc.lease(7n)).not.toBeNull();
     expect(harness.keeper.remainingMs(7n)).toBe(1000);
   });
+
+  it("learns the leases a snapshot install brought (and forgets the ones it dropped) at the next tick", () => {
+    const store = new MemoryKvStore();
+    const harness = new Harness(store);
+    harness.apply({ type: "leaseGrant", request: { id: 8n, ttlSeconds: 30 } });
+    // Another view of the same store changes it underneath, as an installed snapshot does: lease 8 goes, lease 9 comes.
+    const installed = new Mvcc(store);
+    installed.applyEntries([
+      { term: 2, index: installed.appliedIndex() + 1, type: 0, data: encodeCommand({ type: "leaseRevoke", request: { id: 8n, expiryIndex: 0 } }) },
+      { term: 2, index: installed.appliedIndex() + 2, type: 0, data: encodeCommand({ type: "leaseGrant", request: { id: 9n, ttlSeconds: 4 } }) },
+    ]);
+    harness.mvcc.reload();
+    harness.keeper.tick();
+    expect(harness.keeper.remainingMs(8n)).toBeNull();
+    expect(harness.keeper.remainingMs(9n)).toBe(4000);
+    harness.leader = true;
+    harness.advance(4000 + EXTENSION_MS + 200);
+    expect(harness.revokes()).toEqual([9n]);
+  });
 });
