@@ -63,9 +63,9 @@ describe("decodeStatusResponse", () => {
     return Buffer.from(writer.finish());
   }
 
-  it("reads the member id from the header, the leader, term, index and version", () => {
+  it("reads the member id and revision from the header, the leader, term, index and version", () => {
     const status = decodeStatusResponse(statusBytes(0xfedc_ba98_7654_3210n, 0x8000_0000_0000_0001n));
-    expect(status).toEqual({ memberId: 0xfedc_ba98_7654_3210n, leaderId: 0x8000_0000_0000_0001n, raftTerm: 3, raftIndex: 900, version: "3.4.23" });
+    expect(status).toEqual({ memberId: 0xfedc_ba98_7654_3210n, revision: 77, leaderId: 0x8000_0000_0000_0001n, raftTerm: 3, raftIndex: 900, version: "3.4.23" });
   });
 
   it("refuses a leader field with the wrong wire type", () => {
