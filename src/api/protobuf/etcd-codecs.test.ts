@@ -211,8 +211,8 @@ describe("precompiled etcd codecs", () => {
     expect(() => etcdCodecs.putRequest.decode(writer.finish())).toThrow(/wire type 0, expected 2/);
   });
 
-  it("refuses a WatchRequest that carries no request", () => {
-    expect(() => etcdCodecs.watchRequest.decode(new Uint8Array(0))).toThrow(ProtobufDecodeError);
+  it("decodes a WatchRequest that carries no request to { none }, which the service skips", () => {
+    expect(etcdCodecs.watchRequest.decode(new Uint8Array(0))).toEqual({ none: {} });
   });
 
   it("never throws anything but ProtobufDecodeError on random bytes", () => {

@@ -469,10 +469,10 @@ export function writeWatchRequest(writer: ProtoWriter, request: WatchRequest): v
     const marker = writer.beginLengthDelimited(2);
     writer.int64NumberField(1, request.cancelRequest.watchId);
     writer.endLengthDelimited(marker);
-  } else writer.endLengthDelimited(writer.beginLengthDelimited(3));
+  } else if ("progressRequest" in request) writer.endLengthDelimited(writer.beginLengthDelimited(3));
 }
 
-/** A WatchRequest with no member set has no meaning; it decodes to an error. */
+/** A WatchRequest with no member set decodes to { none }, which the Watch service skips as etcd does. */
 export function readWatchRequest(reader: ProtoReader): WatchRequest {
   let request: WatchRequest | undefined;
   while (reader.nextField()) {
@@ -497,8 +497,7 @@ export function readWatchRequest(reader: ProtoReader): WatchRequest {
       default: reader.skip();
     }
   }
-  if (!request) throw new ProtobufDecodeError("WatchRequest carries none of create_request, cancel_request, progress_request");
-  return request;
+  return request ?? { none: {} };
 }
 
 export function writeWatchResponse(writer: ProtoWriter, response: WatchResponse): void {

@@ -163,7 +163,9 @@ export interface WatchCancelRequest {
 export type WatchRequest =
   | { createRequest: WatchCreateRequest }
   | { cancelRequest: WatchCancelRequest }
-  | { progressRequest: Record<string, never> };
+  | { progressRequest: Record<string, never> }
+  /** None of the three set: etcd's watch server skips such a request and keeps the stream. */
+  | { none: Record<string, never> };
 
 export interface WatchResponse {
   header?: ResponseHeader;

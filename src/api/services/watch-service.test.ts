@@ -120,6 +120,19 @@ describe("WatchService", () => {
     await t.call;
   });
 
+  it("skips a request that carries none of create, cancel and progress, as etcd does, and keeps the stream", async () => {
+    const t = setup();
+    t.requests.push({ none: {} });
+    t.requests.push(create("a"));
+    await until(() => t.sink.sent.length >= 1);
+    expect(t.sink.sent[0]).toMatchObject({ created: true, watchId: 0 });
+    t.put("a", "1");
+    await until(() => t.sink.sent.length >= 2);
+    expect(t.sink.sent[1]).toMatchObject({ watchId: 0, events: [{ kv: { key: bytes("a"), value: bytes("1") } }] });
+    t.controller.abort();
+    await t.call;
+  });
+
   it("cancels a watch on request and ignores unknown ids", async () => {
     const t = setup();
     t.requests.push(create("a"));

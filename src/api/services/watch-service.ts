@@ -135,7 +135,8 @@ class WatchStream {
       if (this.done || this.signal.aborted) return;
       if ("createRequest" in request) this.create(request.createRequest);
       else if ("cancelRequest" in request) this.cancel(request.cancelRequest.watchId);
-      else this.progressAllRequested = true;
+      else if ("progressRequest" in request) this.progressAllRequested = true;
+      else continue; // an empty request: etcd skips it rather than end the stream
       this.wake();
     }
   }
