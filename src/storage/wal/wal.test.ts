@@ -209,3 +209,42 @@ describe("the write-ahead log", () => {
     expect(() => wal.append([{ type: "entries", group: G0, entries: makeEntries(0, 2, [1]) }])).toThrow(WalClosedError);
   });
 });
+
+describe("segment preparation under load", () => {
+  it("paces the zeros of the next segment by the batches written, yet never stalls a rotation, and keeps every append", async () => {
+    const fs = memoryFileSystem();
+    // 1 MiB segments are prepared in 8 slices of 128 KiB, so preparation is paced while appends run.
+    const wal = await openTestWal(fs, { segmentBytes: 1024 * 1024 });
+    const data = new Uint8Array(2048).fill(7);
+    const appenders = 16;
+    const perAppender = 200; // 16 × 200 × ~2 KiB ≈ 6.5 MiB: several rotations
+    await Promise.all(Array.from({ length: appenders }, async (_, appender) => {
+      const group = groupId(appender + 1);
+      for (let index = 1; index <= perAppender; index++) {
+        await wal.append([{ type: "entries", group, entries: [{ index, term: 1, type: 0, data }] }]);
+      }
+    }));
+    expect(wal.stats().rotations).toBeGreaterThanOrEqual(5);
+    expect(wal.stats().appends).toBe(appenders * perAppender);
+    await wal.close();
+    const again = await openTestWal(fs, { segmentBytes: 1024 * 1024 });
+    for (let appender = 1; appender <= appenders; appender++) {
+      expect(again.recovery.groups.get(groupId(appender))?.lastIndex).toBe(perAppender);
+    }
+    expect(again.recovery.tornTail).toBeNull();
+    await again.close();
+  });
+
+  it("a rotation that needs a segment still being prepared releases the pacing instead of waiting for batches that wait on it", async () => {
+    const fs = memoryFileSystem();
+    const wal = await openTestWal(fs, { segmentBytes: 1024 * 1024 });
+    // 600 KiB batches: the second one into each segment rotates while the next segment has had one slice of zeros.
+    const data = new Uint8Array(600 * 1024).fill(3);
+    for (let index = 1; index <= 8; index++) await wal.append([{ type: "entries", group: G0, entries: [{ index, term: 1, type: 0, data }] }]);
+    expect(wal.stats().rotations).toBeGreaterThanOrEqual(3);
+    await wal.close();
+    const again = await openTestWal(fs, { segmentBytes: 1024 * 1024 });
+    expect(again.recovery.groups.get(G0)?.lastIndex).toBe(8);
+    await again.close();
+  });
+});

@@ -55,9 +55,11 @@ import { GroupLog, type GroupSummary } from "./group-log.js";
 /** Size of the batch buffers kept for reuse; a batch that needed more gets a buffer of its own. */
 const BATCH_BUFFER_BYTES = 1024 * 1024;
 /** Zeros written per call while preallocating a segment. */
-const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
+const PREALLOCATE_CHUNK_BYTES = 128 * 1024;
 /** Zeros written to a segment being prepared between two of its fdatasyncs. */
-const PREALLOCATE_SYNC_BYTES = 1024 * 1024;
+const PREALLOCATE_SYNC_BYTES = 128 * 1024;
+/** Under load a prepared segment gets this many bytes of zeros per byte of batches written. */
+const ZERO_FILL_PACE = 2;
 /** The cache is trimmed to this fraction of its limit once it goes over, so trimming is not done on every append. */
 const CACHE_TRIM_FRACTION = 7 / 8;
 const SEGMENT_NAME = /^(\d{16})\.wal$/;
@@ -184,6 +186,11 @@ export class Wal {
   private batchNumber = 0;
   private spareBuffers: Buffer[] = [];
   private flushRunning = false;
+  /** Batch bytes written since the segment being prepared last wrote zeros, and its waiter (see paceZeroFill). */
+  private bytesSinceZeros = 0;
+  private zeroFillWaiter: (() => void) | null = null;
+  /** A rotation is waiting for the segment being prepared: no more pacing. */
+  private rotationWaiting = false;
   private idleWaiters: Array<() => void> = [];
   private failure: unknown = null;
   private closing: Promise<void> | null = null;
@@ -399,6 +406,7 @@ export class Wal {
       this.filling = null;
     }
     this.flushRunning = false;
+    this.zeroFillWaiter?.();
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
@@ -447,6 +455,8 @@ export class Wal {
     this.counters.appends += batch.appends;
     this.counters.records += batch.records;
     this.counters.bytesWritten += batch.length;
+    this.bytesSinceZeros += batch.length;
+    if (this.zeroFillWaiter && this.bytesSinceZeros >= PREALLOCATE_CHUNK_BYTES / ZERO_FILL_PACE) this.zeroFillWaiter();
     if (batch.appends > this.counters.appendsPerSyncMax) this.counters.appendsPerSyncMax = batch.appends;
     if (batch.buffer.length === BATCH_BUFFER_BYTES && this.spareBuffers.length < 2) this.spareBuffers.push(batch.buffer);
     batch.resolve();
@@ -482,10 +492,32 @@ export class Wal {
         await handle.sync();
         unsynced = 0;
       }
+      await this.paceZeroFill(at);
     }
     await handle.write(encodeSegmentHeader(this.options.clusterId, this.options.nodeId, sequence), 0);
     await handle.sync();
     return { sequence, path, handle };
+  }
+
+  /**
+   * Under load, zeros go out at ZERO_FILL_PACE times the rate batches are
+   * written, not flat out: a burst of zeros saturates the disk for a few hundred
+   * milliseconds after each rotation, and every batch sync issued then waits.
+   * Paced, the next segment is still ready long before the current one fills.
+   * An idle WAL, or a current segment past three quarters, gets zeros at once.
+   */
+  private paceZeroFill(preparedBytes: number): Promise<void> | void {
+    this.bytesSinceZeros = 0;
+    if (!this.flushRunning || this.rotationWaiting || this.writeOffset >= this.segmentBytes * 0.75 || preparedBytes >= this.segmentBytes) return;
+    // Released by the batches written (writeBatch) or by the write loop going idle (flushLoop): no timer,
+    // so a simulated disk stays deterministic.
+    return new Promise<void>((resolve) => {
+      this.zeroFillWaiter = () => {
+        this.zeroFillWaiter = null;
+        this.bytesSinceZeros = 0;
+        resolve();
+      };
+    });
   }
 
   private prepareNext(): void {
@@ -504,7 +536,15 @@ export class Wal {
 
   private async rotate(sequence: number): Promise<void> {
     assert(this.preparing, "no segment being prepared");
-    const segment = await this.preparing;
+    // The batches that would release a paced preparation wait for this rotation: release it for good.
+    this.rotationWaiting = true;
+    this.zeroFillWaiter?.();
+    let segment: Segment;
+    try {
+      segment = await this.preparing;
+    } finally {
+      this.rotationWaiting = false;
+    }
     assert(segment.sequence === sequence, () => `prepared segment ${segment.sequence}, needed ${sequence}`);
     await this.install(segment);
     this.counters.rotations++;
