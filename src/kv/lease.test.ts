@@ -5,18 +5,8 @@ import { CommandDecodeError, LeaseExistsError, LeaseNotFoundError, LeaseTtlTooLa
 import { LEASE_TTL_SECONDS_MAX } from "./lease.js";
 import { Mvcc } from "./mvcc.js";
 import { SnapshotInstaller, SnapshotSource } from "./snapshot.js";
-import { applyCommand, bytes, grant, put, text } from "./testing/mvcc-conformance.js";
-import type { AppliedEntry, KvResponse } from "./types.js";
+import { applyCommand, bytes, failure, grant, ok, put, text } from "./testing/mvcc-conformance.js";
 
-function ok(applied: AppliedEntry): KvResponse {
-  if (applied.outcome === null || !applied.outcome.ok) throw new Error(`expected success, got ${applied.outcome?.ok === false ? applied.outcome.error.message : "no outcome"}`);
-  return applied.outcome.response;
-}
-
-function failure(applied: AppliedEntry): Error {
-  if (applied.outcome === null || applied.outcome.ok) throw new Error("expected an error");
-  return applied.outcome.error;
-}
 
 const revoke = (mvcc: Mvcc, id: bigint, expiryIndex = 0) => applyCommand(mvcc, { type: "leaseRevoke", request: { id, expiryIndex } });
 const renew = (mvcc: Mvcc, id: bigint) => applyCommand(mvcc, { type: "leaseRenew", request: { id } });

@@ -11,13 +11,13 @@
  * last, so a restore that fails half-way never leaves something `cairn
  * start` would take for a member.
  */
-import { createReadStream, existsSync, fsyncSync, mkdirSync, openSync, closeSync, renameSync, rmSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SnapshotCorruptError, SnapshotDecoder, SnapshotFormatError, type SnapshotHeader, type SnapshotTotals } from "../kv/mod.js";
 import { groupId, type ClusterId, type NodeId } from "../lib/ids.js";
 import { confState as makeConfState } from "../raft/mod.js";
 import { NodeFileSystem } from "../storage/fs/mod.js";
-import { LmdbKvStore } from "../storage/lmdb/mod.js";
+import { LmdbKvStore, syncDirectory } from "../storage/lmdb/mod.js";
 import { Wal } from "../storage/wal/mod.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { computeClusterId } from "./membership.js";
@@ -126,13 +126,4 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     throw error;
   }
   return { clusterId, memberId: self.id, header };
-}
-
-function syncDirectory(directory: string): void {
-  const descriptor = openSync(directory, "r");
-  try {
-    fsyncSync(descriptor);
-  } finally {
-    closeSync(descriptor);
-  }
 }

@@ -34,12 +34,12 @@ export function applyCommand(mvcc: Mvcc, command: KvCommand): AppliedEntry {
   return applied;
 }
 
-function ok(applied: AppliedEntry): KvResponse {
+export function ok(applied: AppliedEntry): KvResponse {
   if (applied.outcome === null || !applied.outcome.ok) throw new Error(`expected success, got ${applied.outcome?.ok === false ? applied.outcome.error.message : "no outcome"}`);
   return applied.outcome.response;
 }
 
-function failure(applied: AppliedEntry): Error {
+export function failure(applied: AppliedEntry): Error {
   if (applied.outcome === null || applied.outcome.ok) throw new Error("expected an error");
   return applied.outcome.error;
 }

@@ -112,7 +112,8 @@ function writeFileAtomically(directory: string, name: string, content: string, b
   syncDirectory(directory);
 }
 
-function syncDirectory(directory: string): void {
+/** fsync a directory, so a rename or a new file in it survives a crash. */
+export function syncDirectory(directory: string): void {
   const descriptor = openSync(directory, "r");
   try {
     fsyncSync(descriptor);
