@@ -40,6 +40,9 @@ export class GroupLog {
   snapshot: SnapshotMetadata | null = null;
   firstIndex = 1;
   lastIndex = 0;
+  /** The WAL's bookkeeping: the last batch that took entries of this group, and this group's slot in it. */
+  touchedBatch = 0;
+  touchedSlot = 0;
   /** Recovery only: where the checkpoint this group's state was first learned from sits. */
   checkpointOrigin: { readonly segment: number; readonly offset: number } | null = null;
 

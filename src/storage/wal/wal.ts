@@ -58,6 +58,14 @@ const BATCH_BUFFER_BYTES = 1024 * 1024;
 const PREALLOCATE_CHUNK_BYTES = 128 * 1024;
 /** Zeros written to a segment being prepared between two of its fdatasyncs. */
 const PREALLOCATE_SYNC_BYTES = 128 * 1024;
+/** Per batch: the groups it holds entries of (slots 0..count-1) and each one's index range. */
+interface TouchedGroups {
+  readonly groups: GroupLog[];
+  readonly lows: number[];
+  readonly highs: number[];
+  count: number;
+}
+
 /** Under load a prepared segment gets this many bytes of zeros per byte of batches written. */
 const ZERO_FILL_PACE = 2;
 /** The cache is trimmed to this fraction of its limit once it goes over, so trimming is not done on every append. */
@@ -144,7 +152,8 @@ interface Batch {
   length: number;
   appends: number;
   records: number;
-  readonly touched: Map<GroupLog, { low: number; high: number }>;
+  /** The groups this batch holds entries of, with the index range of each (settled once written). */
+  readonly touched: TouchedGroups;
   hasMarker: boolean;
   readonly promise: Promise<void>;
   readonly resolve: () => void;
@@ -185,6 +194,7 @@ export class Wal {
   private filling: Batch | null = null;
   private batchNumber = 0;
   private spareBuffers: Buffer[] = [];
+  private spareTouched: TouchedGroups[] = [];
   private flushRunning = false;
   /** Batch bytes written since the segment being prepared last wrote zeros, and its waiter (see paceZeroFill). */
   private bytesSinceZeros = 0;
@@ -289,12 +299,20 @@ export class Wal {
     const cachedBefore = group.cacheBytes;
     group.appendEntries(firstIndex, terms, types, -batch.number, recordOffset, entryOffsets, entries);
     this.cacheBytes += group.cacheBytes - cachedBefore;
-    const touched = batch.touched.get(group);
+    const touched = batch.touched;
     const lastIndex = firstIndex + entries.length - 1;
-    if (touched) {
-      touched.low = Math.min(touched.low, firstIndex);
-      touched.high = Math.max(touched.high, lastIndex);
-    } else batch.touched.set(group, { low: firstIndex, high: lastIndex });
+    if (group.touchedBatch === batch.number) {
+      const slot = group.touchedSlot;
+      touched.lows[slot] = Math.min(touched.lows[slot], firstIndex);
+      touched.highs[slot] = Math.max(touched.highs[slot], lastIndex);
+    } else {
+      const slot = touched.count++;
+      group.touchedBatch = batch.number;
+      group.touchedSlot = slot;
+      touched.groups[slot] = group;
+      touched.lows[slot] = firstIndex;
+      touched.highs[slot] = lastIndex;
+    }
     batch.records++;
   }
 
@@ -351,7 +369,7 @@ export class Wal {
       number: ++this.batchNumber,
       buffer: this.spareBuffers.pop() ?? Buffer.allocUnsafe(BATCH_BUFFER_BYTES),
       length: 0, appends: 0, records: 0,
-      touched: new Map(), hasMarker: false,
+      touched: this.spareTouched.pop() ?? { groups: [], lows: [], highs: [], count: 0 }, hasMarker: false,
       promise, resolve, reject,
       segment: 0, baseOffset: 0, rotate: false, purgeBelow: null,
     };
@@ -447,8 +465,13 @@ export class Wal {
     const handle = this.current.handle;
     await handle.write(batch.buffer.subarray(0, batch.length), batch.baseOffset);
     // The bytes are in the file now (page cache or overlay), so entries can be read from there.
-    // forEach, not for-of: iterating a Map's entries allocates a pair per group per batch.
-    batch.touched.forEach((range, group) => group.settleLocations(batch.number, range.low, range.high, batch.segment, batch.baseOffset));
+    const touched = batch.touched;
+    for (let slot = 0; slot < touched.count; slot++) {
+      touched.groups[slot].settleLocations(batch.number, touched.lows[slot], touched.highs[slot], batch.segment, batch.baseOffset);
+    }
+    // Reused by a later batch: the arrays keep their backing stores (count, not length, says what is valid).
+    touched.count = 0;
+    if (this.spareTouched.length < 2) this.spareTouched.push(touched);
     if (this.faults.acknowledgeBeforeSync) batch.resolve();
     await handle.sync();
     this.counters.syncs++;
