@@ -188,13 +188,16 @@ function majorityVote(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, bool
   return "lost";
 }
 
+/** Won when every part is won, lost when any is lost. */
+function allOf(results: readonly VoteResult[]): VoteResult {
+  if (results.includes("lost")) return "lost";
+  return results.every((result) => result === "won") ? "won" : "pending";
+}
+
 function configVoteResult(config: TrackerConfig, votes: ReadonlyMap<NodeId, boolean>, incomingOnly: boolean): VoteResult {
   const incoming = majorityVote(config.voters, votes);
   if (incomingOnly) return incoming;
-  const outgoing = majorityVote(config.votersOutgoing, votes);
-  if (incoming === "won" && outgoing === "won") return "won";
-  if (incoming === "lost" || outgoing === "lost") return "lost";
-  return "pending";
+  return allOf([incoming, majorityVote(config.votersOutgoing, votes)]);
 }
 
 export interface TrackerConfig {
@@ -281,14 +284,7 @@ export class ProgressTracker {
 
   /** Won only if won in the applied configuration and in every one of electionConfigs. */
   tallyVotes(): VoteResult {
-    let result = this.voteResult(this.votes);
-    for (const config of this.electionConfigs) {
-      if (result === "lost") break;
-      const next = configVoteResult(config, this.votes, this.jointIncomingOnly);
-      if (next === "lost") result = "lost";
-      else if (next === "pending") result = "pending";
-    }
-    return result;
+    return allOf([this.config, ...this.electionConfigs].map((config) => configVoteResult(config, this.votes, this.jointIncomingOnly)));
   }
 
   /** Every voter whose answer tallyVotes may need, each once. */

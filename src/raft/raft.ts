@@ -389,35 +389,33 @@ export class Raft {
   private configsInLog(): TrackerConfig[] {
     const configs: TrackerConfig[] = [];
     let config = this.tracker.config;
-    const last = this.log.lastIndex();
-    for (let from = Math.max(this.log.applied + 1, this.log.firstIndex()); from <= last;) {
-      const batch = this.log.slice(from, last + 1, this.messageBytesMax);
-      for (const entry of batch) {
-        if (entry.type !== EntryType.ConfChange) continue;
-        try {
-          config = applyChange(config, decodeConfChange(entry.data));
-        } catch (error) {
-          // Applying it will ignore it too (applyConfChange), so it never becomes a configuration.
-          if (!(error instanceof InvalidConfChangeError)) throw error;
-          continue;
-        }
-        configs.push(config);
+    for (const entry of this.unappliedConfChanges(this.log.lastIndex())) {
+      try {
+        config = applyChange(config, decodeConfChange(entry.data));
+      } catch (error) {
+        // Applying it will ignore it too (applyConfChange), so it never becomes a configuration.
+        if (!(error instanceof InvalidConfChangeError)) throw error;
+        continue;
       }
-      from += batch.length;
+      configs.push(config);
     }
     return configs;
   }
 
-  private hasUnappliedConfChanges(): boolean {
-    if (this.log.applied >= this.log.committed) return false;
-    const low = Math.max(this.log.applied + 1, this.log.firstIndex());
-    for (let from = low; from <= this.log.committed;) {
-      const batch = this.log.slice(from, this.log.committed + 1, this.messageBytesMax);
-      for (const entry of batch) if (entry.type === EntryType.ConfChange) return true;
+  /** The ConfChange entries after the applied index, up to `high`, in log order. */
+  private *unappliedConfChanges(high: LogIndex): Generator<Entry> {
+    for (let from = Math.max(this.log.applied + 1, this.log.firstIndex()); from <= high;) {
+      const batch = this.log.slice(from, high + 1, this.messageBytesMax);
+      for (const entry of batch) if (entry.type === EntryType.ConfChange) yield entry;
       from += batch.length;
     }
-    return false;
   }
+
+  private hasUnappliedConfChanges(): boolean {
+    if (this.log.applied >= this.log.committed) return false;
+    return !this.unappliedConfChanges(this.log.committed).next().done;
+  }
+
 
   private hup(transfer: boolean): void {
     if (this.role === Role.Leader) return;

@@ -54,10 +54,14 @@ import { GroupLog, type GroupSummary } from "./group-log.js";
 
 /** Size of the batch buffers kept for reuse; a batch that needed more gets a buffer of its own. */
 const BATCH_BUFFER_BYTES = 1024 * 1024;
-/** Zeros written per call while preallocating a segment. */
+/** Zeros written, then fdatasync'ed, per step while preallocating a segment. */
 const PREALLOCATE_CHUNK_BYTES = 128 * 1024;
-/** Zeros written to a segment being prepared between two of its fdatasyncs. */
-const PREALLOCATE_SYNC_BYTES = 128 * 1024;
+/** Under load a prepared segment gets this many bytes of zeros per byte of batches written. */
+const ZERO_FILL_PACE = 2;
+/** The cache is trimmed to this fraction of its limit once it goes over, so trimming is not done on every append. */
+const CACHE_TRIM_FRACTION = 7 / 8;
+const SEGMENT_NAME = /^(\d{16})\.wal$/;
+
 /** Per batch: the groups it holds entries of (slots 0..count-1) and each one's index range. */
 interface TouchedGroups {
   readonly groups: GroupLog[];
@@ -65,12 +69,6 @@ interface TouchedGroups {
   readonly highs: number[];
   count: number;
 }
-
-/** Under load a prepared segment gets this many bytes of zeros per byte of batches written. */
-const ZERO_FILL_PACE = 2;
-/** The cache is trimmed to this fraction of its limit once it goes over, so trimming is not done on every append. */
-const CACHE_TRIM_FRACTION = 7 / 8;
-const SEGMENT_NAME = /^(\d{16})\.wal$/;
 const TEMPORARY_SUFFIX = ".tmp";
 
 export type WalRecord =
@@ -504,18 +502,12 @@ export class Wal {
     const handle = await this.fileSystem.open(path + TEMPORARY_SUFFIX, { create: true });
     await handle.truncate(0);
     const zeros = Buffer.alloc(Math.min(PREALLOCATE_CHUNK_BYTES, this.segmentBytes));
-    let unsynced = 0;
     for (let at = SEGMENT_HEADER_BYTES; at < this.segmentBytes; at += zeros.length) {
       await handle.write(zeros.subarray(0, Math.min(zeros.length, this.segmentBytes - at)), at);
-      unsynced += zeros.length;
       // Flush in slices: one fdatasync of a whole segment's zeros holds the disk for tens of
       // milliseconds, and every batch sync issued meanwhile waits behind it (the append p99).
-      // (Slices of 128 KiB to 4 MiB measured alike at 64 appenders.)
-      if (unsynced >= PREALLOCATE_SYNC_BYTES) {
-        await handle.sync();
-        unsynced = 0;
-      }
-      await this.paceZeroFill(at);
+      await handle.sync();
+      await this.paceZeroFill(at + zeros.length);
     }
     await handle.write(encodeSegmentHeader(this.options.clusterId, this.options.nodeId, sequence), 0);
     await handle.sync();
@@ -537,7 +529,6 @@ export class Wal {
     return new Promise<void>((resolve) => {
       this.zeroFillWaiter = () => {
         this.zeroFillWaiter = null;
-        this.bytesSinceZeros = 0;
         resolve();
       };
     });
