@@ -255,6 +255,50 @@ describe("LmdbKvStore", () => {
     await reopened.close();
   });
 
+  it("defragments a store larger than one copy batch while puts, deletes and a physical compaction go on, ending where a store without the defragmentation ends", async () => {
+    const directory = freshDirectory();
+    const store = LmdbKvStore.open(directory, { syncMode: "background" });
+    const mvcc = new Mvcc(store);
+    const mirror = new Mvcc(new MemoryKvStore());
+    const both = (step: (target: Mvcc) => void) => {
+      step(mvcc);
+      step(mirror);
+    };
+    const value = "w".repeat(4096);
+    const name = (i: number) => `big/${String(i).padStart(5, "0")}`;
+    // About 12 MiB of values: the copy takes several batches, with writes between them.
+    for (let i = 0; i < 3000; i++) both((target) => put(target, name(i), value));
+    both((target) => applyCommand(target, { type: "deleteRange", request: deleteRangeRequest(new TextEncoder().encode("big/00"), { rangeEnd: new TextEncoder().encode("big/01") }) }));
+    both((target) => applyCommand(target, { type: "compact", request: { revision: target.currentRevision(), physical: false } }));
+    const defragmenting = store.defragment();
+    let finished = false;
+    void defragmenting.finally(() => (finished = true)).catch(() => undefined);
+    let step = 0;
+    while (!finished) {
+      // The physical compaction deletes the old versions the copy is walking; puts overwrite and add keys; range deletes drop some.
+      mvcc.compactBatch(300);
+      both((target) => put(target, name((step * 37) % 3500), `during ${step}`));
+      if (step % 7 === 0) both((target) => applyCommand(target, { type: "deleteRange", request: deleteRangeRequest(new TextEncoder().encode(name((step * 53) % 3000))) }));
+      step++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const result = await defragmenting;
+    expect(step).toBeGreaterThan(3);
+    expect(result.journaledWrites).toBeGreaterThan(step);
+    while (!mvcc.compactBatch(10_000));
+    while (!mirror.compactBatch(10_000));
+    const expected = { all: everything(mirror), hash: mirror.hashKv(0), revision: mirror.currentRevision() };
+    expect({ all: everything(mvcc), hash: mvcc.hashKv(0), revision: mvcc.currentRevision() }).toEqual(expected);
+    // Still writable in the new file, and a reopen finds the same state.
+    both((target) => put(target, "after", "the swap"));
+    const final = { all: everything(mirror), hash: mirror.hashKv(0) };
+    await store.close();
+    const reopened = LmdbKvStore.open(directory);
+    const reopenedMvcc = new Mvcc(reopened);
+    expect({ all: everything(reopenedMvcc), hash: reopenedMvcc.hashKv(0) }).toEqual(final);
+    await reopened.close();
+  });
+
   it("gives up on an aborted defragmentation and keeps the old file in force", async () => {
     const directory = freshDirectory();
     const store = LmdbKvStore.open(directory);

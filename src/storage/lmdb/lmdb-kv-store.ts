@@ -13,12 +13,17 @@
  *
  * Reads: read(fn) uses lmdb's implicit read transaction, which cannot
  * change while synchronous code runs (it is renewed after our own commits and
- * on later event turns). No explicit read transaction is held across awaits:
- * with lmdb 3.5.6, useReadTransaction() handed back snapshots that either saw
- * nothing through getRange or saw later commits through get (tried here), and
- * a long-held LMDB reader pins pages and grows the file. Long reads (streamed
- * ranges, snapshots) are instead consistent at the MVCC level: they read at
- * one revision and hold compaction off (see kv/mvcc.ts and kv/snapshot.ts).
+ * on later event turns). Long reads (streamed ranges, snapshots) hold no
+ * LMDB read transaction across awaits, since a long-held LMDB reader pins
+ * pages and grows the file; they are consistent at the MVCC level instead:
+ * they read at one revision and hold compaction off (see kv/mvcc.ts and
+ * kv/snapshot.ts). The one exception is the defragmentation's copy, which
+ * needs the raw tables as of one instant and is bounded in time.
+ *
+ * The lmdb package is pinned to the 2.9 line: 3.x rewrote LMDB's free-page
+ * handling, and with 3.5.6 we saw a write fail inside the page allocator
+ * (MDB_BAD_VALSIZE, "Invalid zero size key" in the free list) and
+ * useReadTransaction() snapshots that saw later commits.
  *
  * Sync modes (numbers from this machine's VM disk; bench/lmdb.ts measures
  * them). The WAL is the source of truth for everything above the DURABLE
@@ -141,6 +146,8 @@ export type InstallStep = "data-written" | "new-state-synced" | "pointer-written
 export const DEFRAGMENT_JOURNAL_BYTES_MAX = 256 * 1024 * 1024;
 export const DEFRAGMENT_FINAL_JOURNAL_OPS_MAX = 2000;
 const DEFRAGMENT_REPLAY_BATCH_OPS = 2000;
+/** Bytes of keys and values copied per write transaction of the compacting copy, between yields to other work. */
+const DEFRAGMENT_COPY_BATCH_BYTES = 4 * 1024 * 1024;
 /** Replay batches before giving up on a write load that outpaces the catch-up (each batch is DEFRAGMENT_REPLAY_BATCH_OPS writes). */
 const DEFRAGMENT_CATCH_UP_ROUNDS_MAX = 10_000;
 
@@ -300,9 +307,12 @@ export class LmdbKvStore implements KvStore {
     let staging: Environment | null = null;
     let swapped = false;
     try {
-      await this.environment.root.backup(nextPath, true);
-      await fsyncFile(nextPath);
       staging = openEnvironment(nextPath, this.syncMode);
+      await copyCompactly(this.environment, staging, () => {
+        this.checkDefragmentLimits(journal, signal);
+        if (this.closed) throw new DefragmentError("the store was closed during the defragmentation");
+      });
+      await fsyncFile(nextPath);
       let replayed = 0;
       let rounds = 0;
       // Replays in batches, yielding between them, until at most `left` writes remain.
@@ -457,6 +467,48 @@ export class LmdbKvStore implements KvStore {
       await this.environment.root.close();
     })();
     return this.closing;
+  }
+}
+
+/**
+ * Copies every table of `source`, as of one read transaction, into the empty
+ * `target` in key order with LMDB's append mode, which fills each page
+ * completely: the result holds the live data and no free pages. Batches of
+ * DEFRAGMENT_COPY_BATCH_BYTES are committed one at a time, yielding between
+ * them so writes to `source` go on (and are journaled by the caller).
+ * `between` runs after every batch and may throw to give up.
+ *
+ * We copy ourselves rather than through LMDB's compacting copy
+ * (mdb_env_copy2 with MDB_CP_COMPACT): with lmdb 3.5.6 a write into such a
+ * copy failed inside the page allocator ("Invalid zero size key" in the free
+ * list, MDB_BAD_VALSIZE), and lmdb 2.x leaves compaction out of backup()
+ * because of copies that came out corrupt (lmdb-js issue 198).
+ */
+async function copyCompactly(source: Environment, target: Environment, between: () => void): Promise<void> {
+  const transaction = source.root.useReadTransaction();
+  try {
+    for (let table = 0; table < source.tables.length; table++) {
+      let after: Uint8Array | null = null;
+      for (;;) {
+        let bytes = 0;
+        let last: Uint8Array | null = null;
+        target.root.transactionSync(() => {
+          const query = { transaction, ...(after === null ? {} : { start: after, exclusiveStart: true }) };
+          for (const { key, value } of source.tables[table].getRange(query as object)) {
+            target.tables[table].putSync(key as Uint8Array, value as Uint8Array, { append: true } as never);
+            bytes += (key as Uint8Array).length + (value as Uint8Array).length;
+            last = key as Uint8Array;
+            if (bytes >= DEFRAGMENT_COPY_BATCH_BYTES) break;
+          }
+        });
+        if (last === null) break;
+        after = last;
+        between();
+        await yieldToEventLoop();
+      }
+    }
+  } finally {
+    transaction.done();
   }
 }
 
