@@ -7,7 +7,8 @@
  * (workload.ts) while the nemesis (nemesis.ts) kills, pauses, partitions
  * and slows members on a schedule drawn from the seed, heals everything,
  * checks that the cluster answers again (liveness), reads every key, replays
- * a watch from revision 1, and checks the history (check/). Everything lands
+ * a watch from revision 1, and checks the history (check/), and what a
+ * watcher held open through the faults saw (live-watch.ts). Everything lands
  * in <results>/<time>-seed-<S>/: history.jsonl (one operation or fault per
  * line), run.json (options and schedule), summary.json, the members' logs.
  *
@@ -33,6 +34,7 @@ import type { Operation } from "./check/history.js";
 import { checkLinearizable, formatVerdict } from "./check/linearizability.js";
 import { checkWatch, type WatchEvent } from "./check/watch.js";
 import { CLIENT_PORT, FaultCluster } from "./controller.js";
+import { LiveWatcher } from "./live-watch.js";
 import { faultKindsOf, planSchedule, performFault, type FaultRecord, type PlannedFault } from "./nemesis.js";
 import { LinkControl, createTopology, destroyTopology, removeStaleTopologies, type Topology } from "./network.js";
 import { KEY_PREFIX, Workload } from "./workload.js";
@@ -115,6 +117,11 @@ export interface RunSummary {
   readonly linearizability: { readonly valid: boolean; readonly keys: number; readonly failures: readonly string[]; readonly inconclusive: number; readonly checkMs: number };
   readonly durability: { readonly valid: boolean; readonly acknowledgedWrites: number; readonly violations: readonly string[] };
   readonly watch: { readonly valid: boolean; readonly events: number; readonly violations: readonly string[] };
+  /** The watcher held open through the faults: its events checked like the replay's, and how often it had to move. */
+  readonly liveWatch: {
+    readonly valid: boolean; readonly events: number; readonly reconnects: number; readonly reconnectsByCause: Readonly<Record<string, number>>;
+    readonly violations: readonly string[];
+  };
   readonly healthyPhases: readonly { readonly startMs: number; readonly endMs: number; readonly ok: number }[];
   readonly livenessMs: number | null;
 }
@@ -273,6 +280,7 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
   const scheduleRandom = random.fork();
   const faultRandom = random.fork();
   const clientRandom = random.fork();
+  const watchRandom = random.fork();
   const faultPhaseMs = options.timeSeconds * 1000;
   const schedule: PlannedFault[] = planSchedule(scheduleRandom, { kinds: faultKindsOf(options.nemesis), faultPhaseMs, size: options.nodes });
   writeFileSync(join(resultsDir, "run.json"), JSON.stringify({ options, topology, schedule }, null, 2) + "\n");
@@ -289,19 +297,28 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
   const faults: FaultRecord[] = [];
   const problems: string[] = [];
   const endpoints = cluster.members.map((member) => `${member.address}:${CLIENT_PORT}`);
+  let liveWatcher: LiveWatcher | undefined;
   try {
     cluster.startAll();
     const firstLeader = await cluster.waitForLeader(FIRST_LEADER_BOUND_MS);
     log(`leader ${firstLeader.name}; starting ${options.clients} clients`);
+    // The newest revision any client was told about: a member the live watcher follows must soon deliver it.
+    let acknowledgedRevision = 0;
     const workload = new Workload({
       clients: options.clients, endpoints, operationTimeoutMs: 2000, liveKeys: 5, operationsPerKeyMax: 250, thinkTimeMsMax: 20,
       random: clientRandom, now,
       record: (operation) => {
         operations.push(operation);
+        if (operation.outcome === "ok" && operation.revision !== undefined) acknowledgedRevision = Math.max(acknowledgedRevision, operation.revision);
         appendFileSync(historyFile, JSON.stringify({ type: "operation", ...operation }) + "\n");
       },
     });
+    liveWatcher = new LiveWatcher({
+      endpoints, prefix: KEY_PREFIX, random: watchRandom, now, acknowledgedRevision: () => acknowledgedRevision, log,
+      recordStream: (stream) => appendFileSync(historyFile, JSON.stringify({ type: "watch-stream", ...stream }) + "\n"),
+    });
     const runStartMs = now();
+    liveWatcher.start();
     workload.start();
     for (const fault of schedule) {
       await sleep(runStartMs + fault.atMs - now());
@@ -333,6 +350,9 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
       }
     }
     const final = await finalRead(endpoints, workload.keysUsed);
+    acknowledgedRevision = Math.max(acknowledgedRevision, final.revision);
+    await liveWatcher.waitForRevision(final.revision, WATCH_BOUND_MS);
+    await liveWatcher.stop();
     problems.push(...await checkConvergence(endpoints, final.values));
     for (const member of cluster.members) problems.push(...member.unexpectedExits);
     const checkStarted = performance.now();
@@ -342,10 +362,13 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
     const events = await watchFromStart(endpoints, final.revision);
     // Not contiguous: the liveness probe writes outside the prefix.
     const watch = checkWatch(events, operations, final.values, { finalRevision: final.revision, contiguous: false });
+    const liveEvents = checkWatch(liveWatcher.progress.events, operations, final.values, { finalRevision: final.revision, contiguous: false });
+    const liveViolations = [...liveWatcher.violations, ...liveEvents.violations.map((violation) => violation.message)];
     for (const failure of linearizability.failures) problems.push(`linearizability: ${formatVerdict(failure)}`);
     for (const verdict of linearizability.inconclusive) problems.push(`linearizability: key ${verdict.key} inconclusive after ${verdict.statesExplored} states`);
     for (const violation of durability.violations) problems.push(`durability: ${violation.message}`);
     for (const violation of watch.violations) problems.push(`watch: ${violation.message}`);
+    for (const violation of liveViolations) problems.push(`live watch: ${violation}`);
 
     const faultCounts: Record<string, number> = {};
     for (const fault of faults) faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
@@ -355,11 +378,17 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
       linearizability: { valid: linearizability.valid, keys: linearizability.keys.length, failures: linearizability.failures.map(formatVerdict), inconclusive: linearizability.inconclusive.length, checkMs: Math.round(checkMs) },
       durability: { valid: durability.valid, acknowledgedWrites: durability.acknowledgedWrites, violations: durability.violations.map((violation) => violation.message) },
       watch: { valid: watch.valid, events: watch.events, violations: watch.violations.map((violation) => violation.message) },
+      liveWatch: {
+        valid: liveViolations.length === 0, events: liveEvents.events, reconnects: liveWatcher.reconnects,
+        reconnectsByCause: { ...liveWatcher.reconnectsByCause }, violations: liveViolations,
+      },
       healthyPhases: phases.map((phase) => ({ startMs: Math.round(phase.startMs), endMs: Math.round(phase.endMs), ok: phase.ok })),
       livenessMs,
     };
     writeFileSync(join(resultsDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
     log(`checked ${operations.length} operations on ${linearizability.keys.length} keys in ${Math.round(checkMs)} ms; ${durability.acknowledgedWrites} acknowledged writes; ${watch.events} watch events`);
+    const causes = Object.entries(liveWatcher.reconnectsByCause).map(([cause, count]) => `${cause} ${count}`).join(", ");
+    log(`live watcher: ${liveEvents.events} events through the faults, ${liveWatcher.reconnects} reconnects${causes === "" ? "" : ` (${causes})`}; ${liveViolations.length === 0 ? "valid" : `${liveViolations.length} violations`}`);
     if (problems.length === 0) {
       log(`PASS seed ${options.seed}`);
       return 0;
@@ -368,6 +397,7 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
     log(`FAIL seed ${options.seed}: ${problems.length} problems; replay with: npm run faults -- --seed ${options.seed} --time ${options.timeSeconds} --nemesis ${options.nemesis.join(",")} --nodes ${options.nodes}`);
     return 1;
   } finally {
+    await liveWatcher?.stop();
     links.healAll();
     await cluster.stopAll();
     for (const member of cluster.members) member.closeStatusClient();
