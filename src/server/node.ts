@@ -202,7 +202,7 @@ export class CairnNode {
       snapshotBytes: options.snapshotBytes,
       // etcd: 5 s plus two election timeouts.
       requestTimeoutMs: 5000 + 2 * options.electionTimeoutMs,
-      raftFaults: raftFaultsOf(testSwitches), plantedStaleReads: testSwitches.fault === "stale-reads",
+      raftFaults: raftFaultsOf(testSwitches), plantedStaleReads: testSwitches.fault === "stale-reads", plantedSkipPersistWait: testSwitches.fault === "ack-before-quorum",
       random: createPrng(BigInt(randomInt(0, 2 ** 48 - 1)) ^ identity.memberId),
       logger: { debug: () => {}, info: (message) => logger.info(message), warn: (message) => logger.warn(message), error: (message) => logger.error(message) },
       send: (message) => {

@@ -52,6 +52,8 @@ export interface GroupOptions {
   readonly raftFaults?: RaftFaults;
   /** TEST-ONLY planted bug: linearizable reads skip the ReadIndex barrier (test-switches.ts). */
   readonly plantedStaleReads?: boolean;
+  /** TEST-ONLY planted bug: on the leader, the Ready loop sends, applies and answers without waiting for the WAL (test-switches.ts). */
+  readonly plantedSkipPersistWait?: boolean;
 }
 
 interface Waiter {
@@ -359,7 +361,10 @@ export class RaftGroup {
     if (ready.snapshot) records.push({ type: "snapshot", group, metadata: ready.snapshot.metadata });
     if (ready.entries.length > 0) records.push({ type: "entries", group, entries: ready.entries });
     if (ready.hardState) records.push({ type: "hardState", group, hardState: ready.hardState });
-    if (records.length > 0) {
+    if (records.length > 0 && this.options.plantedSkipPersistWait === true && this.raw.status().role === Role.Leader) {
+      // TEST-ONLY planted bug: the leader's write goes to the WAL in order, but nothing waits for its fdatasync.
+      this.options.wal.append(records).catch((error: unknown) => this.options.onFatal?.(error instanceof Error ? error : new Error(String(error))));
+    } else if (records.length > 0) {
       const started = performance.now();
       await this.options.wal.append(records);
       const elapsed = performance.now() - started;

@@ -14,9 +14,13 @@
  *     from this member's local state (a lagging follower or a deposed
  *     leader then serves stale data);
  *   - ack-before-quorum: a write is acknowledged before a quorum persisted
- *     it (followers answer appends before persisting them, and the leader
- *     counts its own unpersisted entries), so killing members loses
- *     acknowledged writes.
+ *     it: followers answer appends before persisting them, and the leader
+ *     counts its own unpersisted entries and applies and answers without
+ *     waiting for its WAL's fdatasync. Followers still apply only after
+ *     their own sync, so with CAIRN_TEST_POWER_CUT and a sync delay, a power
+ *     cut loses the writes of the last delay on every follower; if the old
+ *     leader then comes back after the others elected a new one, writes it
+ *     acknowledged are gone.
  */
 import type { RaftFaults } from "../raft/mod.js";
 

@@ -61,6 +61,8 @@ const HEALTHY_GAP_MS_MAX = 9000;
 const FAULT_MS_MIN = 2000;
 const FAULT_MS_MAX = 9000;
 const KILL_ALL_MS_MAX = 3000;
+/** After a kill-all aimed at the leader, the old leader restarts last, at least this long after the others (several election timeouts). */
+const LATE_LEADER_GAP_MS_MIN = 3000;
 
 export function planSchedule(random: Prng, options: ScheduleOptions): PlannedFault[] {
   const faults: PlannedFault[] = [];
@@ -110,7 +112,16 @@ export async function performFault(
       // Restarted one by one in a random order: a majority may elect a leader before the last member is back.
       const order = members.map((member) => ({ member, order: random.float() })).sort((a, b) => a.order - b.order).map((entry) => entry.member);
       const gapsMs = order.map(() => random.between(0, 1500));
-      description = `kill -9 every member at once, restart ${order.map((member, index) => `${member.name} +${gapsMs[index]} ms`).join(", ")} after ${fault.durationMs} ms`;
+      if (leader) {
+        // When the fault targets the leader, it is the machine that comes back late: the others elect a leader
+        // and take writes without it. A write it acknowledged that no other member kept is then lost for good.
+        // (Derived from the draws above, so the rest of the schedule stays the same.)
+        const last = order.length - 1;
+        const at = order.indexOf(leader);
+        [order[at], order[last]] = [order[last], order[at]];
+        gapsMs[last] = LATE_LEADER_GAP_MS_MIN + 2 * gapsMs[last];
+      }
+      description = `kill -9 every member at once${leader ? ` (${leader.name} led)` : ""}, restart ${order.map((member, index) => `${member.name} +${gapsMs[index]} ms`).join(", ")} after ${fault.durationMs} ms`;
       await Promise.all(members.map((member) => cluster.kill(member)));
       await wait();
       for (const [index, member] of order.entries()) {
