@@ -114,6 +114,43 @@ describe("the power-cut layer", () => {
   });
 });
 
+describe("the power-cut layer with overlapping syncs", () => {
+  async function layerOverMemory(): Promise<{ disk: MemoryFileSystem; file: Awaited<ReturnType<FileSystem["open"]>> }> {
+    // The real file underneath is itself in memory (with slow operations), so the test can see what is durable.
+    const disk = new MemoryFileSystem({ latency: "macrotask" });
+    const fs = new PowerCutFileSystem(disk);
+    await fs.mkdir("/w");
+    const file = await fs.open("/w/f", { create: true });
+    await fs.syncDirectory("/w");
+    return { disk, file };
+  }
+
+  it("makes durable, once a later sync resolves, the writes an earlier sync still under way took", async () => {
+    const { disk, file } = await layerOverMemory();
+    for (let i = 0; i < 3; i++) await file.write(bytes(i + 1), i);
+    const earlier = file.sync();
+    await file.write(bytes(4), 3);
+    await file.sync();
+    // fdatasync covers every write made before it was called, whichever sync took it.
+    expect([...disk.powerCut().readFile("/w/f")]).toEqual([1, 2, 3, 4]);
+    await earlier.catch(() => {});
+  });
+
+  it("never makes durable a write made after a sync was called, though an earlier sync is still under way", async () => {
+    const { disk, file } = await layerOverMemory();
+    await file.write(bytes(1), 0);
+    const earlier = file.sync();
+    await file.write(bytes(2), 1);
+    const later = file.sync();
+    await file.write(bytes(3), 2);
+    await Promise.all([earlier, later]);
+    const buffer = new Uint8Array(3);
+    expect(file.readSync(buffer, 0)).toBe(3);
+    expect([...buffer]).toEqual([1, 2, 3]);
+    expect([...disk.powerCut().readFile("/w/f")]).toEqual([1, 2]);
+  });
+});
+
 describe("the in-memory file system", () => {
   it("loses unsynced writes in a crash and keeps synced ones", async () => {
     const fs = new MemoryFileSystem();
@@ -169,6 +206,25 @@ describe("the in-memory file system", () => {
     const late = file.write(bytes(2), 1);
     await Promise.all([syncing, late]);
     expect([...fs.powerCut().readFile("/w/f")]).toEqual([1]);
+  });
+
+  it("counts as durable, for each of two overlapping syncs, only the writes made before that sync was called", async () => {
+    const fs = new MemoryFileSystem({ latency: "macrotask" });
+    await fs.mkdir("/w");
+    const file = await fs.open("/w/f", { create: true });
+    await fs.syncDirectory("/w");
+    await file.write(bytes(1), 0);
+    // The second write lands while the first sync is under way; the second sync is called right after it lands,
+    // and the third write lands before that sync completes: only the first two writes are covered.
+    let later: Promise<void> = Promise.resolve();
+    const second = file.write(bytes(2), 1).then(() => {
+      later = file.sync();
+    });
+    const earlier = file.sync();
+    const third = file.write(bytes(3), 2);
+    await Promise.all([second, earlier, third]);
+    await later;
+    expect([...fs.powerCut().readFile("/w/f")]).toEqual([1, 2]);
   });
 
   it("with crash() stays usable for the restarted machine, while handles and operations from before it fail", async () => {

@@ -78,9 +78,9 @@ class Inode {
     this.current.apply({ kind: "truncate", size });
   }
 
-  /** Makes the oldest `count` pending operations durable. */
-  sync(count: number): void {
-    for (const operation of this.pending.take(count)) this.durable.apply(operation);
+  /** Makes durable the pending operations numbered below `recorded` (see PendingWrites.recorded). */
+  sync(recorded: number): void {
+    for (const operation of this.pending.takeBefore(recorded)) this.durable.apply(operation);
   }
 
   /** What survives a power cut: the durable image, plus a random prefix of the rest when a Prng is given. */
@@ -135,11 +135,12 @@ class MemoryFileHandle implements FileHandle {
 
   async sync(): Promise<void> {
     this.check();
-    // What is durable is what was written before the call, as with fdatasync.
-    const covered = this.inode.pending.length;
+    // What is durable is what was written before the call, as with fdatasync: noted as an operation
+    // number, not a count, since another sync may take operations from the front meanwhile.
+    const covered = this.inode.pending.recorded;
     await this.fileSystem.settle();
     this.check();
-    if (covered > 0) this.inode.sync(covered);
+    this.inode.sync(covered);
   }
 
   async truncate(size: number): Promise<void> {

@@ -9,9 +9,21 @@ export type PendingOperation =
 
 export class PendingWrites {
   private operations: PendingOperation[] = [];
+  /** Operations ever removed from the front: operation number n (counting from 0) sits at n - removed. */
+  private removed = 0;
 
   get length(): number {
     return this.operations.length;
+  }
+
+  /**
+   * Operations ever recorded. A sync notes this when it is called and later
+   * takes exactly the operations numbered below it (takeBefore), so what it
+   * makes durable does not depend on other syncs finishing before it or on
+   * writes made after it was called.
+   */
+  get recorded(): number {
+    return this.removed + this.operations.length;
   }
 
   /** Records a write; copies the bytes, because callers reuse their buffers. */
@@ -25,7 +37,14 @@ export class PendingWrites {
 
   /** Removes and returns the oldest `count` operations (default: all of them). */
   take(count = this.operations.length): PendingOperation[] {
-    return this.operations.splice(0, count);
+    const taken = this.operations.splice(0, count);
+    this.removed += taken.length;
+    return taken;
+  }
+
+  /** Removes and returns the operations numbered below `recorded` (a value of `recorded` noted earlier) still here. */
+  takeBefore(recorded: number): PendingOperation[] {
+    return this.take(Math.max(0, recorded - this.removed));
   }
 
   list(): readonly PendingOperation[] {

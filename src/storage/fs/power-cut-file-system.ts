@@ -5,6 +5,14 @@
  * loses exactly what a power cut would: a plain SIGKILL keeps the kernel's page
  * cache, so it cannot catch a missing fdatasync, and this layer can.
  *
+ * Syncs that overlap (a second sync() called while the first is under way)
+ * reach the real file one after another, in the order they were called: each
+ * hands over the writes it took, then fdatasyncs, and only then may the next
+ * hand over its own. So a sync never makes durable a write made after it was
+ * called (the next sync's writes are not in the file yet), and when it
+ * resolves, every write made before it was called is durable, including those
+ * an earlier, overlapping sync took: what fdatasync promises, no more.
+ *
  * Reads see the in-memory overlay, so the process itself observes its own
  * writes as usual. Namespace operations (create, rename, unlink) go straight
  * to the real file system: this layer models lost data, not lost names, and
@@ -24,8 +32,10 @@ export interface PowerCutOptions {
 
 class PowerCutFileHandle implements FileHandle {
   private readonly pending = new PendingWrites();
-  /** Operations a running sync() has taken but may not have written yet: still visible to reads. */
+  /** Operations a running sync() has taken but not yet handed to the real file: still visible to reads. */
   private syncing: PendingOperation[] = [];
+  /** Settles when the last sync() called has finished with the real file (see the class comment). */
+  private lastSync: Promise<void> = Promise.resolve();
 
   constructor(private readonly inner: FileHandle, private readonly syncDelayMs: number) {}
 
@@ -51,16 +61,23 @@ class PowerCutFileHandle implements FileHandle {
     return count;
   }
 
-  async sync(): Promise<void> {
+  sync(): Promise<void> {
     const operations = this.pending.take();
-    this.syncing = this.syncing.concat(operations);
+    this.syncing.push(...operations);
+    const synced = this.lastSync.then(() => this.handOver(operations));
+    this.lastSync = synced.catch(() => {});
+    return synced;
+  }
+
+  private async handOver(operations: readonly PendingOperation[]): Promise<void> {
     if (this.syncDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.syncDelayMs));
     for (const operation of operations) {
       if (operation.kind === "write") await this.inner.write(operation.data, operation.position);
       else await this.inner.truncate(operation.size);
+      // In the real file now: reads find it there.
+      this.syncing.splice(this.syncing.indexOf(operation), 1);
     }
     await this.inner.sync();
-    this.syncing = this.syncing.slice(operations.length);
   }
 
   truncate(size: number): Promise<void> {
