@@ -21,6 +21,8 @@ const RUN_SECONDS = 45;
 /** The fault phase, then up to a minute to start, heal, check liveness, read back and check. */
 const RUN_TIMEOUT_MS = (RUN_SECONDS + 75) * 1000;
 const PLANTED_RUN_SECONDS = 25;
+/** Start (the 40 ms syncs slow the first segment's preallocation), faults, then up to 30 s each for liveness, the final read, the watchers and convergence. */
+const ACK_PLANTED_TIMEOUT_MS = 210_000;
 const LOCK_WAIT_MS_MAX = 240_000;
 /** Well above the healthy-phase floor the harness enforces itself: a run that barely moves proves little. */
 const SUCCESSFUL_OPERATIONS_MIN = 500;
@@ -105,6 +107,23 @@ describe("the fault-injection harness on a real cluster", () => {
     expect(result.summary?.linearizability.failures[0]).toMatch(/not-linearizable — no order of these \d+ operations/);
     expect(result.output).toMatch(/FAIL seed 303/);
   }, (PLANTED_RUN_SECONDS + 85) * 1000);
+
+  it("reports a cluster whose leader acknowledges writes before a quorum persisted them (a planted bug) as losing or corrupting data", async () => {
+    const seed = 405;
+    // Power cuts (every member killed at once, unsynced WAL writes lost) with syncs 40 ms late; this seed aims two of
+    // them at the leader, which then restarts seconds after the others: what it alone had acknowledged is gone.
+    const result = await runHarness(resultsRoot, [
+      "--seed", String(seed), "--time", String(PLANTED_RUN_SECONDS), "--nemesis", "kill-all", "--planted-fault", "ack-before-quorum", "--sync-delay-ms", "40",
+    ], ACK_PLANTED_TIMEOUT_MS);
+    expect(result.code, result.output.slice(-6000)).toBe(1);
+    expect(result.summary?.faults["kill-all"]).toBeGreaterThanOrEqual(2);
+    expect(result.summary?.valid).toBe(false);
+    // Lost acknowledged writes show as missing watch events or durability violations; diverged members as
+    // non-convergence or a stuck cluster; reads of lost values as non-linearizable histories.
+    const dataProblems = (result.summary?.problems ?? []).filter((problem) => /^(linearizability|durability|watch|live watch|liveness): |did not converge/.test(problem));
+    expect(dataProblems.length, (result.summary?.problems ?? []).join("\n")).toBeGreaterThan(0);
+    expect(result.output).toMatch(/FAIL seed 405: .* replay with: npm run faults -- --seed 405 .*--planted-fault ack-before-quorum/);
+  }, ACK_PLANTED_TIMEOUT_MS + 10_000);
 
   it("refuses bad arguments with a clear message and exit status 2", async () => {
     const result = await runHarness(resultsRoot, ["--seed", "1", "--nemesis", "flood"], 30_000);

@@ -30,7 +30,7 @@ import { noop } from "cockatiel";
 import { Client } from "../../src/client/mod.js";
 import { Xoshiro128 } from "../../src/lib/prng.js";
 import { checkDurability, type FinalValue } from "./check/durability.js";
-import type { Operation } from "./check/history.js";
+import { mayHaveWritten, type Operation } from "./check/history.js";
 import { checkLinearizable, formatVerdict } from "./check/linearizability.js";
 import { checkWatch, type WatchEvent } from "./check/watch.js";
 import { CLIENT_PORT, FaultCluster } from "./controller.js";
@@ -154,6 +154,39 @@ async function outer(options: RunOptions, argv: readonly string[]): Promise<numb
 }
 
 // ------------------------------------------------------------------ inner process (inside the hub namespace)
+
+/** Summary and verdict of a run whose cluster never answered the final read: always a failure. */
+function reportWithoutFinalRead(
+  options: RunOptions, resultsDir: string, problems: string[], operations: readonly Operation[], counts: RunSummary["operations"],
+  keys: number, faults: readonly FaultRecord[], phases: ReturnType<typeof healthyPhases>, livenessMs: number | null, log: (line: string) => void,
+): number {
+  const checkStarted = performance.now();
+  const linearizability = checkLinearizable(operations);
+  const checkMs = performance.now() - checkStarted;
+  for (const failure of linearizability.failures) problems.push(`linearizability: ${formatVerdict(failure)}`);
+  const skipped = ["skipped: no final read"];
+  const acknowledgedWrites = operations.filter((operation) => operation.outcome === "ok" && mayHaveWritten(operation)).length;
+  const faultCounts: Record<string, number> = {};
+  for (const fault of faults) faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
+  const summary: RunSummary = {
+    seed: options.seed, resultsDir, valid: false, problems, operations: { ...counts }, faults: faultCounts, keys,
+    linearizability: { valid: linearizability.valid, keys: linearizability.keys.length, failures: linearizability.failures.map(formatVerdict), inconclusive: linearizability.inconclusive.length, checkMs: Math.round(checkMs) },
+    durability: { valid: false, acknowledgedWrites, violations: skipped },
+    watch: { valid: false, events: 0, violations: skipped },
+    liveWatch: { valid: false, events: 0, reconnects: 0, reconnectsByCause: {}, violations: skipped },
+    healthyPhases: phases.map((phase) => ({ startMs: Math.round(phase.startMs), endMs: Math.round(phase.endMs), ok: phase.ok })),
+    livenessMs,
+  };
+  writeFileSync(join(resultsDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  for (const problem of problems.slice(0, 20)) log(`VIOLATION ${problem}`);
+  log(`FAIL seed ${options.seed}: ${problems.length} problems; replay with: ${replayCommand(options)}`);
+  return 1;
+}
+
+function replayCommand(options: RunOptions): string {
+  const planted = options.plantedFault ? ` --planted-fault ${options.plantedFault}` : "";
+  return `npm run faults -- --seed ${options.seed} --time ${options.timeSeconds} --nemesis ${options.nemesis.join(",")} --nodes ${options.nodes} --clients ${options.clients} --sync-delay-ms ${options.syncDelayMs}${planted}`;
+}
 
 async function finalRead(endpoints: readonly string[], keys: readonly string[]): Promise<{ values: Map<string, FinalValue>; revision: number }> {
   const client = new Client({ endpoints: [...endpoints], commandTimeoutMs: 3000 });
@@ -349,7 +382,15 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
         problems.push(`only ${phase.ok} operations succeeded in the healthy phase ${(phase.startMs / 1000).toFixed(1)}-${(phase.endMs / 1000).toFixed(1)} s (at least ${HEALTHY_PHASE_OPERATIONS_MIN} required)`);
       }
     }
-    const final = await finalRead(endpoints, workload.keysUsed);
+    let final: Awaited<ReturnType<typeof finalRead>>;
+    try {
+      final = await finalRead(endpoints, workload.keysUsed);
+    } catch (error) {
+      // The cluster did not come back: a liveness violation (exit 1), not a harness failure. The checks that need a
+      // final read cannot run; linearizability can, on the history as it stands.
+      problems.push(`liveness: the cluster served no final read after the final heal (${(error as Error).message}); durability, convergence and watch checks skipped`);
+      return reportWithoutFinalRead(options, resultsDir, problems, operations, workload.counts, workload.keysUsed.length, faults, healthyPhases(faults, runStartMs, faultPhaseEndMs, finalEndMs, operations), livenessMs, log);
+    }
     acknowledgedRevision = Math.max(acknowledgedRevision, final.revision);
     await liveWatcher.waitForRevision(final.revision, WATCH_BOUND_MS);
     await liveWatcher.stop();
@@ -394,7 +435,7 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
       return 0;
     }
     for (const problem of problems.slice(0, 20)) log(`VIOLATION ${problem}`);
-    log(`FAIL seed ${options.seed}: ${problems.length} problems; replay with: npm run faults -- --seed ${options.seed} --time ${options.timeSeconds} --nemesis ${options.nemesis.join(",")} --nodes ${options.nodes}`);
+    log(`FAIL seed ${options.seed}: ${problems.length} problems; replay with: ${replayCommand(options)}`);
     return 1;
   } finally {
     await liveWatcher?.stop();
