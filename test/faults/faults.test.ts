@@ -92,6 +92,9 @@ describe("the fault-injection harness on a real cluster", () => {
       expect(summary?.linearizability.keys).toBeGreaterThan(1);
       expect(summary?.durability.acknowledgedWrites).toBeGreaterThan(100);
       expect(summary?.watch.events).toBeGreaterThan(100);
+      // The watcher held open through the faults saw the same history as the replay.
+      expect(summary?.liveWatch.valid).toBe(true);
+      expect(summary?.liveWatch.events).toBeGreaterThan(100);
     }, RUN_TIMEOUT_MS + 10_000);
   }
 
