@@ -329,6 +329,11 @@ export class Channel {
         }
       });
       stream.on("error", (error: Error) => (streamError ??= error));
+      // The server's status ends the call. A bidirectional call's request side is still open then, and the
+      // stream only closes once both sides have: end ours, or the call would wait for the connection to drop.
+      stream.on("end", () => {
+        if (sink.requests !== undefined && !stream.writableEnded && !stream.destroyed) stream.end();
+      });
       sink.attach?.({ pause: () => stream.pause(), resume: () => stream.resume(), cancel });
       stream.on("close", () => {
         clearTimeout(deadlineTimer);
