@@ -21,8 +21,8 @@ const RUN_SECONDS = 45;
 /** The fault phase, then up to a minute to start, heal, check liveness, read back and check. */
 const RUN_TIMEOUT_MS = (RUN_SECONDS + 75) * 1000;
 const PLANTED_RUN_SECONDS = 25;
-/** Start (the 40 ms syncs slow the first segment's preallocation), faults, then up to 30 s each for liveness, the final read, the watchers and convergence. */
-const ACK_PLANTED_TIMEOUT_MS = 210_000;
+/** Start (the 40 ms syncs slow the first segment's preallocation, ~20 s), 25 s of faults, then up to 30 s each for liveness, the final read, the watchers (beside convergence) and the replay, and a linearizability search that may run to its state limit. */
+const ACK_PLANTED_TIMEOUT_MS = 300_000;
 const LOCK_WAIT_MS_MAX = 240_000;
 /** Well above the healthy-phase floor the harness enforces itself: a run that barely moves proves little. */
 const SUCCESSFUL_OPERATIONS_MIN = 500;
@@ -103,6 +103,7 @@ describe("the fault-injection harness on a real cluster", () => {
     const result = await runHarness(resultsRoot, [
       "--seed", String(seed), "--time", String(PLANTED_RUN_SECONDS), "--nemesis", "partition,pause", "--planted-fault", "stale-reads",
     ], (PLANTED_RUN_SECONDS + 75) * 1000);
+    if (result.code !== 1) failed = true;
     expect(result.code, result.output.slice(-6000)).toBe(1);
     expect(result.summary?.linearizability.valid).toBe(false);
     expect(result.summary?.linearizability.failures.length).toBeGreaterThan(0);
@@ -118,6 +119,7 @@ describe("the fault-injection harness on a real cluster", () => {
     const result = await runHarness(resultsRoot, [
       "--seed", String(seed), "--time", String(PLANTED_RUN_SECONDS), "--nemesis", "kill-all", "--planted-fault", "ack-before-quorum", "--sync-delay-ms", "40",
     ], ACK_PLANTED_TIMEOUT_MS);
+    if (result.code !== 1) failed = true;
     expect(result.code, result.output.slice(-6000)).toBe(1);
     expect(result.summary?.faults["kill-all"]).toBeGreaterThanOrEqual(2);
     expect(result.summary?.valid).toBe(false);

@@ -242,11 +242,22 @@ async function checkConvergence(endpoints: readonly string[], final: ReadonlyMap
 }
 
 /** Replays a watch from revision 1 over the run's prefix until it reaches `revision`. */
+/** Settles like `promise`, or rejects with `message` after `milliseconds`: a broken cluster must not hang the checks. */
+function bounded<T>(promise: Promise<T>, milliseconds: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expiry = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), milliseconds)));
+  return Promise.race([promise, expiry]).finally(() => clearTimeout(timer));
+}
+
 async function watchFromStart(endpoints: readonly string[], revision: number): Promise<WatchEvent[]> {
   const client = new Etcd3({ hosts: endpoints.map((endpoint) => `http://${endpoint}`), dialTimeout: 2000, faultHandling: { host: () => noop, global: noop } });
   const events: WatchEvent[] = [];
   try {
-    const watcher = await client.watch().prefix(KEY_PREFIX).startRevision("1").create();
+    // Opening (and below, cancelling) waits on the cluster: bounded, so a cluster that stopped serving watches fails
+    // the watch check (the replay falls short of the final revision) instead of hanging the run.
+    const watcher = await bounded(client.watch().prefix(KEY_PREFIX).startRevision("1").create(), WATCH_BOUND_MS, `the replay watch did not open within ${WATCH_BOUND_MS} ms`)
+      .catch(() => null);
+    if (watcher === null) return events;
     const deadline = Date.now() + WATCH_BOUND_MS;
     let last = 1;
     watcher.on("data", (response) => {
@@ -260,7 +271,7 @@ async function watchFromStart(endpoints: readonly string[], revision: number): P
       }
     });
     while (last < revision && Date.now() < deadline) await sleep(100);
-    await watcher.cancel();
+    await bounded(watcher.cancel(), 5000, "the replay watch did not cancel").catch(() => undefined);
   } finally {
     client.close();
   }
