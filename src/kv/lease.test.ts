@@ -7,7 +7,6 @@ import { Mvcc } from "./mvcc.js";
 import { SnapshotInstaller, SnapshotSource } from "./snapshot.js";
 import { applyCommand, bytes, failure, grant, ok, put, text } from "./testing/mvcc-conformance.js";
 
-
 const revoke = (mvcc: Mvcc, id: bigint, expiryIndex = 0) => applyCommand(mvcc, { type: "leaseRevoke", request: { id, expiryIndex } });
 const renew = (mvcc: Mvcc, id: bigint) => applyCommand(mvcc, { type: "leaseRenew", request: { id } });
 const checkpoint = (mvcc: Mvcc, asOfIndex: number, checkpoints: { id: bigint; remainingSeconds: number }[]) =>

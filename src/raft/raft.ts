@@ -416,7 +416,6 @@ export class Raft {
     return !this.unappliedConfChanges(this.log.committed).next().done;
   }
 
-
   private hup(transfer: boolean): void {
     if (this.role === Role.Leader) return;
     if (!this.mayCampaign()) return;

@@ -361,7 +361,7 @@ export class RaftGroup {
     if (ready.snapshot) records.push({ type: "snapshot", group, metadata: ready.snapshot.metadata });
     if (ready.entries.length > 0) records.push({ type: "entries", group, entries: ready.entries });
     if (ready.hardState) records.push({ type: "hardState", group, hardState: ready.hardState });
-    if (records.length > 0 && this.options.plantedSkipPersistWait === true && this.raw.status().role === Role.Leader) {
+    if (records.length > 0 && this.options.plantedSkipPersistWait === true && this.isLeader()) {
       // TEST-ONLY planted bug: the leader's write goes to the WAL in order, but nothing waits for its fdatasync.
       this.options.wal.append(records).catch((error: unknown) => this.options.onFatal?.(error instanceof Error ? error : new Error(String(error))));
     } else if (records.length > 0) {

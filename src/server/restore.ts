@@ -17,7 +17,7 @@ import { SnapshotCorruptError, SnapshotDecoder, SnapshotFormatError, type Snapsh
 import { groupId, type ClusterId, type NodeId } from "../lib/ids.js";
 import { confState as makeConfState } from "../raft/mod.js";
 import { NodeFileSystem } from "../storage/fs/mod.js";
-import { LmdbKvStore, syncDirectory } from "../storage/lmdb/mod.js";
+import { LmdbKvStore } from "../storage/lmdb/mod.js";
 import { Wal } from "../storage/wal/mod.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { computeClusterId } from "./membership.js";
@@ -120,7 +120,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     }
     writeIdentity(join(building, "identity.json"), { clusterId, memberId: self.id }, options.name);
     renameSync(building, memberDirectory);
-    syncDirectory(options.dataDir);
+    await new NodeFileSystem().syncDirectory(options.dataDir);
   } catch (error) {
     rmSync(building, { recursive: true, force: true });
     throw error;

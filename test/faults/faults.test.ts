@@ -23,6 +23,8 @@ const RUN_TIMEOUT_MS = (RUN_SECONDS + 75) * 1000;
 const PLANTED_RUN_SECONDS = 25;
 /** Start (the 40 ms syncs slow the first segment's preallocation, ~20 s), 25 s of faults, then up to 30 s each for liveness, the final read, the watchers (beside convergence) and the replay, and a linearizability search that may run to its state limit. */
 const ACK_PLANTED_TIMEOUT_MS = 300_000;
+/** Seeds whose schedules aim power cuts at the leader within 25 s (405 two, 406 one); the second runs only if the first missed. */
+const ACK_PLANTED_SEEDS = [405, 406];
 const LOCK_WAIT_MS_MAX = 240_000;
 /** Well above the healthy-phase floor the harness enforces itself: a run that barely moves proves little. */
 const SUCCESSFUL_OPERATIONS_MIN = 500;
@@ -113,22 +115,34 @@ describe("the fault-injection harness on a real cluster", () => {
   }, (PLANTED_RUN_SECONDS + 85) * 1000);
 
   it("reports a cluster whose leader acknowledges writes before a quorum persisted them (a planted bug) as losing or corrupting data", async () => {
-    const seed = 405;
-    // Power cuts (every member killed at once, unsynced WAL writes lost) with syncs 40 ms late; this seed aims two of
-    // them at the leader, which then restarts seconds after the others: what it alone had acknowledged is gone.
-    const result = await runHarness(resultsRoot, [
-      "--seed", String(seed), "--time", String(PLANTED_RUN_SECONDS), "--nemesis", "kill-all", "--planted-fault", "ack-before-quorum", "--sync-delay-ms", "40",
-    ], ACK_PLANTED_TIMEOUT_MS);
-    if (result.code !== 1) failed = true;
-    expect(result.code, result.output.slice(-6000)).toBe(1);
-    expect(result.summary?.faults["kill-all"]).toBeGreaterThanOrEqual(2);
-    expect(result.summary?.valid).toBe(false);
+    // Power cuts (every member killed at once, unsynced WAL writes lost) with syncs 40 ms late; both seeds aim power
+    // cuts at the leader, which then restarts seconds after the others: what it alone had acknowledged is gone. A cut
+    // loses something only if it lands within a sync delay of an acknowledgement, so one 25 s run misses now and then
+    // (1 of 9 runs that reached a verdict on 2026-11-27): the test allows a second seed, never a pass of both.
+    const outcomes: string[] = [];
+    let caught: HarnessResult | undefined;
+    for (const seed of ACK_PLANTED_SEEDS) {
+      const result = await runHarness(resultsRoot, [
+        "--seed", String(seed), "--time", String(PLANTED_RUN_SECONDS), "--nemesis", "kill-all", "--planted-fault", "ack-before-quorum", "--sync-delay-ms", "40",
+      ], ACK_PLANTED_TIMEOUT_MS);
+      outcomes.push(`seed ${seed}: exit ${result.code}\n${result.output.slice(-3000)}`);
+      // 0 is a miss; anything but 0 or 1 is a harness that could not run, which never counts as a catch.
+      expect(result.code === 0 || result.code === 1, outcomes.join("\n")).toBe(true);
+      if (result.code === 1) {
+        caught = result;
+        break;
+      }
+    }
+    if (caught === undefined) failed = true;
+    expect(caught, outcomes.join("\n")).toBeDefined();
+    expect(caught?.summary?.faults["kill-all"]).toBeGreaterThanOrEqual(2);
+    expect(caught?.summary?.valid).toBe(false);
     // Lost acknowledged writes show as missing watch events or durability violations; diverged members as
     // non-convergence or a stuck cluster; reads of lost values as non-linearizable histories.
-    const dataProblems = (result.summary?.problems ?? []).filter((problem) => /^(linearizability|durability|watch|live watch|liveness): |did not converge/.test(problem));
-    expect(dataProblems.length, (result.summary?.problems ?? []).join("\n")).toBeGreaterThan(0);
-    expect(result.output).toMatch(/FAIL seed 405: .* replay with: npm run faults -- --seed 405 .*--planted-fault ack-before-quorum/);
-  }, ACK_PLANTED_TIMEOUT_MS + 10_000);
+    const dataProblems = (caught?.summary?.problems ?? []).filter((problem) => /^(linearizability|durability|watch|live watch|liveness): |did not converge/.test(problem));
+    expect(dataProblems.length, (caught?.summary?.problems ?? []).join("\n")).toBeGreaterThan(0);
+    expect(caught?.output).toMatch(/FAIL seed \d+: .* replay with: npm run faults -- --seed \d+ .*--planted-fault ack-before-quorum/);
+  }, ACK_PLANTED_SEEDS.length * ACK_PLANTED_TIMEOUT_MS + 10_000);
 
   it("refuses bad arguments with a clear message and exit status 2", async () => {
     const result = await runHarness(resultsRoot, ["--seed", "1", "--nemesis", "flood"], 30_000);

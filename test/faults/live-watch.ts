@@ -21,8 +21,9 @@
  * before it pauses the stream, one progress request is outstanding at a
  * time, and the only thing that grows is the list of events it recorded.
  */
-import { Channel, parseEndpoint, prefixEnd, type Event, type WatchResponse } from "../../src/client/mod.js";
+import { Channel, parseEndpoint, type Event, type WatchResponse } from "../../src/client/mod.js";
 import { watchMethods } from "../../src/client/methods.js";
+import { createRequest } from "../../src/client/watch.js";
 import type { Prng } from "../../src/lib/prng.js";
 import type { WatchEvent } from "./check/watch.js";
 
@@ -285,14 +286,11 @@ export class LiveWatcher {
     const channel = new Channel(parseEndpoint(endpoint), { dialTimeoutMs: DIAL_TIMEOUT_MS, receiveMessageBytesMax: RECEIVE_MESSAGE_BYTES_MAX });
     const leave = new AbortController();
     const signal = AbortSignal.any([this.lifetime.signal, leave.signal]);
-    const key = new TextEncoder().encode(this.options.prefix);
     const freshness = new StreamFreshness(this.limits, this.options.now(), this.options.acknowledgedRevision());
     let created = false;
     let progressOutstanding = false;
     let stale: { end: StaleVerdict; detail: string } | undefined;
-    const call = channel.bidiStream(watchMethods.watch, {
-      createRequest: { key, rangeEnd: prefixEnd(key), startRevision: fromRevision, progressNotify: false, filters: [], prevKv: false, watchId: 0, fragment: false },
-    }, signal);
+    const call = channel.bidiStream(watchMethods.watch, { createRequest: createRequest(this.options.prefix, { prefix: true, startRevision: fromRevision }) }, signal);
     const ticker = setInterval(() => {
       const verdict = freshness.verdict(this.options.now(), this.progress.reachedRevision, this.options.acknowledgedRevision());
       if (verdict !== null) {

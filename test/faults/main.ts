@@ -155,31 +155,45 @@ async function outer(options: RunOptions, argv: readonly string[]): Promise<numb
 
 // ------------------------------------------------------------------ inner process (inside the hub namespace)
 
-/** Summary and verdict of a run whose cluster never answered the final read: always a failure. */
-function reportWithoutFinalRead(
-  options: RunOptions, resultsDir: string, problems: string[], operations: readonly Operation[], counts: RunSummary["operations"],
-  keys: number, faults: readonly FaultRecord[], phases: ReturnType<typeof healthyPhases>, livenessMs: number | null, log: (line: string) => void,
-): number {
+/** What every verdict is written with, whichever checks could run. */
+interface RunRecord {
+  readonly options: RunOptions;
+  readonly resultsDir: string;
+  readonly log: (line: string) => void;
+  readonly operations: RunSummary["operations"];
+  readonly keys: number;
+  readonly faults: readonly FaultRecord[];
+  readonly phases: ReturnType<typeof healthyPhases>;
+  readonly livenessMs: number | null;
+}
+
+/** Runs the linearizability checker; its failures and inconclusive keys become problems. */
+function checkedLinearizability(operations: readonly Operation[], problems: string[]): RunSummary["linearizability"] {
   const checkStarted = performance.now();
   const linearizability = checkLinearizable(operations);
   const checkMs = performance.now() - checkStarted;
   for (const failure of linearizability.failures) problems.push(`linearizability: ${formatVerdict(failure)}`);
-  const skipped = ["skipped: no final read"];
-  const acknowledgedWrites = operations.filter((operation) => operation.outcome === "ok" && mayHaveWritten(operation)).length;
+  for (const verdict of linearizability.inconclusive) problems.push(`linearizability: key ${verdict.key} inconclusive after ${verdict.statesExplored} states`);
+  return { valid: linearizability.valid, keys: linearizability.keys.length, failures: linearizability.failures.map(formatVerdict), inconclusive: linearizability.inconclusive.length, checkMs: Math.round(checkMs) };
+}
+
+/** Writes summary.json and the verdict; returns the exit status (0 pass, 1 fail). */
+function conclude(run: RunRecord, problems: readonly string[], checks: Pick<RunSummary, "linearizability" | "durability" | "watch" | "liveWatch">): number {
   const faultCounts: Record<string, number> = {};
-  for (const fault of faults) faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
+  for (const fault of run.faults) faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
   const summary: RunSummary = {
-    seed: options.seed, resultsDir, valid: false, problems, operations: { ...counts }, faults: faultCounts, keys,
-    linearizability: { valid: linearizability.valid, keys: linearizability.keys.length, failures: linearizability.failures.map(formatVerdict), inconclusive: linearizability.inconclusive.length, checkMs: Math.round(checkMs) },
-    durability: { valid: false, acknowledgedWrites, violations: skipped },
-    watch: { valid: false, events: 0, violations: skipped },
-    liveWatch: { valid: false, events: 0, reconnects: 0, reconnectsByCause: {}, violations: skipped },
-    healthyPhases: phases.map((phase) => ({ startMs: Math.round(phase.startMs), endMs: Math.round(phase.endMs), ok: phase.ok })),
-    livenessMs,
+    seed: run.options.seed, resultsDir: run.resultsDir, valid: problems.length === 0, problems, operations: { ...run.operations }, faults: faultCounts,
+    keys: run.keys, ...checks,
+    healthyPhases: run.phases.map((phase) => ({ startMs: Math.round(phase.startMs), endMs: Math.round(phase.endMs), ok: phase.ok })),
+    livenessMs: run.livenessMs,
   };
-  writeFileSync(join(resultsDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
-  for (const problem of problems.slice(0, 20)) log(`VIOLATION ${problem}`);
-  log(`FAIL seed ${options.seed}: ${problems.length} problems; replay with: ${replayCommand(options)}`);
+  writeFileSync(join(run.resultsDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  if (problems.length === 0) {
+    run.log(`PASS seed ${run.options.seed}`);
+    return 0;
+  }
+  for (const problem of problems.slice(0, 20)) run.log(`VIOLATION ${problem}`);
+  run.log(`FAIL seed ${run.options.seed}: ${problems.length} problems; replay with: ${replayCommand(run.options)}`);
   return 1;
 }
 
@@ -241,7 +255,6 @@ async function checkConvergence(endpoints: readonly string[], final: ReadonlyMap
   return problems;
 }
 
-/** Replays a watch from revision 1 over the run's prefix until it reaches `revision`. */
 /** Settles like `promise`, or rejects with `message` after `milliseconds`: a broken cluster must not hang the checks. */
 function bounded<T>(promise: Promise<T>, milliseconds: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -249,6 +262,7 @@ function bounded<T>(promise: Promise<T>, milliseconds: number, message: string):
   return Promise.race([promise, expiry]).finally(() => clearTimeout(timer));
 }
 
+/** Replays a watch from revision 1 over the run's prefix until it reaches `revision`. */
 async function watchFromStart(endpoints: readonly string[], revision: number): Promise<WatchEvent[]> {
   const client = new Etcd3({ hosts: endpoints.map((endpoint) => `http://${endpoint}`), dialTimeout: 2000, faultHandling: { host: () => noop, global: noop } });
   const events: WatchEvent[] = [];
@@ -393,6 +407,7 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
         problems.push(`only ${phase.ok} operations succeeded in the healthy phase ${(phase.startMs / 1000).toFixed(1)}-${(phase.endMs / 1000).toFixed(1)} s (at least ${HEALTHY_PHASE_OPERATIONS_MIN} required)`);
       }
     }
+    const run: RunRecord = { options, resultsDir, log, operations: workload.counts, keys: workload.keysUsed.length, faults, phases, livenessMs };
     let final: Awaited<ReturnType<typeof finalRead>>;
     try {
       final = await finalRead(endpoints, workload.keysUsed);
@@ -400,7 +415,14 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
       // The cluster did not come back: a liveness violation (exit 1), not a harness failure. The checks that need a
       // final read cannot run; linearizability can, on the history as it stands.
       problems.push(`liveness: the cluster served no final read after the final heal (${(error as Error).message}); durability, convergence and watch checks skipped`);
-      return reportWithoutFinalRead(options, resultsDir, problems, operations, workload.counts, workload.keysUsed.length, faults, healthyPhases(faults, runStartMs, faultPhaseEndMs, finalEndMs, operations), livenessMs, log);
+      const skipped = ["skipped: no final read"];
+      const acknowledgedWrites = operations.filter((operation) => operation.outcome === "ok" && mayHaveWritten(operation)).length;
+      return conclude(run, problems, {
+        linearizability: checkedLinearizability(operations, problems),
+        durability: { valid: false, acknowledgedWrites, violations: skipped },
+        watch: { valid: false, events: 0, violations: skipped },
+        liveWatch: { valid: false, events: 0, reconnects: 0, reconnectsByCause: {}, violations: skipped },
+      });
     }
     acknowledgedRevision = Math.max(acknowledgedRevision, final.revision);
     // Side by side: on a broken cluster both wait out their bounds, and one after the other they would push the run
@@ -412,47 +434,28 @@ async function inner(options: RunOptions, topology: Topology): Promise<number> {
     ]);
     problems.push(...convergence);
     for (const member of cluster.members) problems.push(...member.unexpectedExits);
-    const checkStarted = performance.now();
-    const linearizability = checkLinearizable(operations);
-    const checkMs = performance.now() - checkStarted;
+    const linearizability = checkedLinearizability(operations, problems);
     const durability = checkDurability(operations, final.values);
     const events = await watchFromStart(endpoints, final.revision);
     // Not contiguous: the liveness probe writes outside the prefix.
     const watch = checkWatch(events, operations, final.values, { finalRevision: final.revision, contiguous: false });
     const liveEvents = checkWatch(liveWatcher.progress.events, operations, final.values, { finalRevision: final.revision, contiguous: false });
     const liveViolations = [...liveWatcher.violations, ...liveEvents.violations.map((violation) => violation.message)];
-    for (const failure of linearizability.failures) problems.push(`linearizability: ${formatVerdict(failure)}`);
-    for (const verdict of linearizability.inconclusive) problems.push(`linearizability: key ${verdict.key} inconclusive after ${verdict.statesExplored} states`);
     for (const violation of durability.violations) problems.push(`durability: ${violation.message}`);
     for (const violation of watch.violations) problems.push(`watch: ${violation.message}`);
     for (const violation of liveViolations) problems.push(`live watch: ${violation}`);
-
-    const faultCounts: Record<string, number> = {};
-    for (const fault of faults) faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
-    const summary: RunSummary = {
-      seed: options.seed, resultsDir, valid: problems.length === 0, problems, operations: { ...workload.counts }, faults: faultCounts,
-      keys: workload.keysUsed.length,
-      linearizability: { valid: linearizability.valid, keys: linearizability.keys.length, failures: linearizability.failures.map(formatVerdict), inconclusive: linearizability.inconclusive.length, checkMs: Math.round(checkMs) },
+    log(`checked ${operations.length} operations on ${linearizability.keys} keys in ${linearizability.checkMs} ms; ${durability.acknowledgedWrites} acknowledged writes; ${watch.events} watch events`);
+    const causes = Object.entries(liveWatcher.reconnectsByCause).map(([cause, count]) => `${cause} ${count}`).join(", ");
+    log(`live watcher: ${liveEvents.events} events through the faults, ${liveWatcher.reconnects} reconnects${causes === "" ? "" : ` (${causes})`}; ${liveViolations.length === 0 ? "valid" : `${liveViolations.length} violations`}`);
+    return conclude(run, problems, {
+      linearizability,
       durability: { valid: durability.valid, acknowledgedWrites: durability.acknowledgedWrites, violations: durability.violations.map((violation) => violation.message) },
       watch: { valid: watch.valid, events: watch.events, violations: watch.violations.map((violation) => violation.message) },
       liveWatch: {
         valid: liveViolations.length === 0, events: liveEvents.events, reconnects: liveWatcher.reconnects,
         reconnectsByCause: { ...liveWatcher.reconnectsByCause }, violations: liveViolations,
       },
-      healthyPhases: phases.map((phase) => ({ startMs: Math.round(phase.startMs), endMs: Math.round(phase.endMs), ok: phase.ok })),
-      livenessMs,
-    };
-    writeFileSync(join(resultsDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
-    log(`checked ${operations.length} operations on ${linearizability.keys.length} keys in ${Math.round(checkMs)} ms; ${durability.acknowledgedWrites} acknowledged writes; ${watch.events} watch events`);
-    const causes = Object.entries(liveWatcher.reconnectsByCause).map(([cause, count]) => `${cause} ${count}`).join(", ");
-    log(`live watcher: ${liveEvents.events} events through the faults, ${liveWatcher.reconnects} reconnects${causes === "" ? "" : ` (${causes})`}; ${liveViolations.length === 0 ? "valid" : `${liveViolations.length} violations`}`);
-    if (problems.length === 0) {
-      log(`PASS seed ${options.seed}`);
-      return 0;
-    }
-    for (const problem of problems.slice(0, 20)) log(`VIOLATION ${problem}`);
-    log(`FAIL seed ${options.seed}: ${problems.length} problems; replay with: ${replayCommand(options)}`);
-    return 1;
+    });
   } finally {
     await liveWatcher?.stop();
     links.healAll();

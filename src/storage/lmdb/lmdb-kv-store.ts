@@ -18,7 +18,8 @@
  * pages and grows the file; they are consistent at the MVCC level instead:
  * they read at one revision and hold compaction off (see kv/mvcc.ts and
  * kv/snapshot.ts). The one exception is the defragmentation's copy, which
- * needs the raw tables as of one instant and is bounded in time.
+ * needs the raw tables as of one instant and holds its reader only while it
+ * copies.
  *
  * The lmdb package is pinned to the 2.9 line: 3.x rewrote LMDB's free-page
  * handling, and with 3.5.6 we saw a write fail inside the page allocator
@@ -117,8 +118,8 @@ function writeFileAtomically(directory: string, name: string, content: string, b
   syncDirectory(directory);
 }
 
-/** fsync a directory, so a rename or a new file in it survives a crash. */
-export function syncDirectory(directory: string): void {
+/** fsync a directory, so a rename or a new file in it survives a crash (synchronously: the defragmentation's swap runs in one step). */
+function syncDirectory(directory: string): void {
   const descriptor = openSync(directory, "r");
   try {
     fsyncSync(descriptor);

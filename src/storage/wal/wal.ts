@@ -61,6 +61,7 @@ const ZERO_FILL_PACE = 2;
 /** The cache is trimmed to this fraction of its limit once it goes over, so trimming is not done on every append. */
 const CACHE_TRIM_FRACTION = 7 / 8;
 const SEGMENT_NAME = /^(\d{16})\.wal$/;
+const TEMPORARY_SUFFIX = ".tmp";
 
 /** Per batch: the groups it holds entries of (slots 0..count-1) and each one's index range. */
 interface TouchedGroups {
@@ -69,7 +70,6 @@ interface TouchedGroups {
   readonly highs: number[];
   count: number;
 }
-const TEMPORARY_SUFFIX = ".tmp";
 
 export type WalRecord =
   | { readonly type: "entries"; readonly group: GroupId; readonly entries: readonly Entry[] }
