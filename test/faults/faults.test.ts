@@ -118,7 +118,7 @@ describe("the fault-injection harness on a real cluster", () => {
     // Power cuts (every member killed at once, unsynced WAL writes lost) with syncs 40 ms late; both seeds aim power
     // cuts at the leader, which then restarts seconds after the others: what it alone had acknowledged is gone. A cut
     // loses something only if it lands within a sync delay of an acknowledgement, so one 25 s run misses now and then
-    // (1 of 9 runs that reached a verdict on 2026-11-27): the test allows a second seed, never a pass of both.
+    // (1 of 10 runs that reached a verdict on 2026-11-27): the test allows a second seed, never a pass of both.
     const outcomes: string[] = [];
     let caught: HarnessResult | undefined;
     for (const seed of ACK_PLANTED_SEEDS) {
