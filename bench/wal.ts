@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- wal [--json] [--seconds N] [--dir PATH]`
+ * `npm run bench -- wal [--json] [--seconds N] [--dir PATH] [--segment-mib N]`
  *
  * First the anchor: how many write+fdatasync pairs per second this disk does
  * one after another (the physical limit a WAL without group commit would
@@ -7,6 +7,11 @@
  * appending one 256-byte entry at a time to its own group and waiting for it
  * to be durable. Group commit shows as appendsPerSync above 1 and as
  * appendsPerSec above the anchor.
+ *
+ * --segment-mib sets the WAL's rotation size (default: the WAL's own, 64
+ * MiB). A size larger than a row writes in its seconds means the row never
+ * rotates, so no segment is zero-filled while it is measured: a diagnostic of
+ * what preallocation costs the tail, not a way to run the target.
  *
  * Target (issue 3): at 64 appenders at least 20 appends per fdatasync, with
  * an append p99 of no more than three fdatasync latencies (the anchor's p50).
@@ -32,6 +37,11 @@ const SAMPLES_MAX = 4_000_000;
 export async function run(context: BenchContext): Promise<void> {
   const seconds = Number(context.option("seconds", "3"));
   if (!(seconds > 0 && seconds <= 60)) throw new RangeError(`--seconds must be in (0, 60], got ${seconds}`);
+  const segmentMib = context.option("segment-mib", "");
+  const segmentBytes = segmentMib === "" ? undefined : Number(segmentMib) * 1024 * 1024;
+  if (segmentBytes !== undefined && !(Number.isInteger(segmentBytes) && segmentBytes >= 1024 * 1024 && segmentBytes <= 4 * 1024 ** 3)) {
+    throw new RangeError(`--segment-mib must be a whole number of MiB from 1 to 4096, got ${segmentMib}`);
+  }
   const scratch = fs.mkdtempSync(join(context.option("dir", tmpdir()), "cairn-bench-wal-"));
   try {
     const anchor = await measureFdatasync(join(scratch, "anchor"), seconds);
@@ -40,10 +50,10 @@ export async function run(context: BenchContext): Promise<void> {
     context.report({
       row: "fdatasync (disk limit)", appenders: 1, appendsPerSec: round(syncsPerSec), appendsPerSync: 1,
       appendP50Ms: round(syncP50Ms, 3), appendP99Ms: round(percentile(anchor.latencies, 0.99), 3),
-      ratioToFdatasync: 1, p99InFdatasyncs: round(percentile(anchor.latencies, 0.99) / syncP50Ms, 2), meetsTarget: null,
+      ratioToFdatasync: 1, p99InFdatasyncs: round(percentile(anchor.latencies, 0.99) / syncP50Ms, 2), rotations: null, meetsTarget: null,
     });
     for (const appenders of APPENDER_COUNTS) {
-      const result = await measureWal(join(scratch, `wal-${appenders}`), appenders, seconds);
+      const result = await measureWal(join(scratch, `wal-${appenders}`), appenders, seconds, segmentBytes);
       const appendsPerSec = result.appends / result.seconds;
       const appendsPerSync = result.appends / Math.max(1, result.syncs);
       const p99 = percentile(result.latencies, 0.99);
@@ -51,6 +61,7 @@ export async function run(context: BenchContext): Promise<void> {
         row: "wal append", appenders, appendsPerSec: round(appendsPerSec), appendsPerSync: round(appendsPerSync, 2),
         appendP50Ms: round(percentile(result.latencies, 0.5), 3), appendP99Ms: round(p99, 3),
         ratioToFdatasync: round(appendsPerSec / syncsPerSec, 2), p99InFdatasyncs: round(p99 / syncP50Ms, 2),
+        rotations: result.rotations,
         meetsTarget: appenders === TARGET_APPENDERS
           ? appendsPerSync >= TARGET_APPENDS_PER_SYNC_MIN && p99 <= TARGET_P99_IN_FDATASYNCS_MAX * syncP50Ms
           : null,
@@ -93,8 +104,10 @@ async function measureFdatasync(path: string, seconds: number): Promise<{ count:
   return { count, seconds: (performance.now() - start) / 1000, latencies };
 }
 
-async function measureWal(directory: string, appenders: number, seconds: number): Promise<{ appends: number; syncs: number; seconds: number; latencies: number[] }> {
-  const wal = await Wal.open({ fileSystem: new NodeFileSystem(), directory, clusterId: clusterId(1), nodeId: nodeId(1) });
+async function measureWal(
+  directory: string, appenders: number, seconds: number, segmentBytes: number | undefined,
+): Promise<{ appends: number; syncs: number; rotations: number; seconds: number; latencies: number[] }> {
+  const wal = await Wal.open({ fileSystem: new NodeFileSystem(), directory, clusterId: clusterId(1), nodeId: nodeId(1), segmentBytes });
   // Let the background preallocation of the next segment finish so it does not compete with the measurement.
   await wal.settled();
   const data = Buffer.alloc(ENTRY_BYTES, 0xa5);
@@ -113,7 +126,8 @@ async function measureWal(directory: string, appenders: number, seconds: number)
   const elapsed = (performance.now() - start) / 1000;
   const after = wal.stats();
   await wal.close();
-  return { appends: after.appends - before.appends, syncs: after.syncs - before.syncs, seconds: elapsed, latencies };
+  fs.rmSync(directory, { recursive: true, force: true });
+  return { appends: after.appends - before.appends, syncs: after.syncs - before.syncs, rotations: after.rotations - before.rotations, seconds: elapsed, latencies };
 }
 
 function percentile(values: number[], fraction: number): number {
