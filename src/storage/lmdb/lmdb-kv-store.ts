@@ -276,10 +276,10 @@ export class LmdbKvStore implements KvStore {
    * space of freed pages back to the file system (LMDB only reuses them in
    * place). Writes are never held back while the bulk is copied:
    *  1. from now on every committed write is also journaled in memory;
-   *  2. LMDB copies the environment with compaction (mdb_env_copy2 with
-   *     MDB_CP_COMPACT) on its own thread, from one read transaction that
-   *     starts after the journal did, so the copy holds a prefix of the
-   *     journal; the copy is then fsynced;
+   *  2. the live data is copied in key order into a new environment
+   *     (copyCompactly: one read transaction that starts after the journal
+   *     did, committed in batches with yields between them), so the copy
+   *     holds a prefix of the journal; the copy is then fsynced;
    *  3. the journal is replayed into the copy in batches, between other
    *     work, until little is left. Replaying a write the copy already holds
    *     is harmless: every journaled write is a blind put or delete of a
